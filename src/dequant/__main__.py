@@ -1,0 +1,3 @@
+from dequant.cli import main
+
+main()

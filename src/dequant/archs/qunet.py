@@ -1,0 +1,96 @@
+"""QUNet: a compact U-Net of residual blocks, conditioned on the JPEG quality.
+
+The network works on the JPEG block grid: a 2x2 pixel-unshuffle and two
+stride-2 convolutions bring it down to one position per 8x8 block, where
+most of its depth sits (cheap there, and it sees whole blocks). Every
+residual block is scaled per channel by a small embedding of the quality,
+so one set of weights covers qualities 1 to 100. The output is a residual
+added to the input, so an untrained network starts as the identity.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class QualityEmbedding(nn.Module):
+    """Maps a JPEG quality (1..100) to a vector that the blocks turn into scales."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
+
+    def forward(self, quality: torch.Tensor) -> torch.Tensor:
+        return self.mlp((quality.float() / 100.0).unsqueeze(-1))
+
+
+class ResBlock(nn.Module):
+    """conv-ReLU-conv with a skip; the quality sets a per-channel gain on the branch."""
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.gain = nn.Linear(cond_dim, channels)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        branch = self.conv2(F.relu(self.conv1(x)))
+        return x + branch * (1 + self.gain(cond))[:, :, None, None]
+
+
+class Stage(nn.Module):
+    """A run of residual blocks at one resolution."""
+
+    def __init__(self, channels: int, blocks: int, cond_dim: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(ResBlock(channels, cond_dim) for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, cond)
+        return x
+
+
+class QUNet(nn.Module):
+    # What callers need to know (spandrel-style descriptor).
+    size_multiple = 8  # one bottleneck position per 8x8 JPEG block; inputs are padded to it
+    uses_quality = True
+
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        widths: tuple[int, int, int] = (32, 64, 128),
+        blocks: tuple[int, int, int] = (2, 2, 4),
+        cond_dim: int = 64,
+    ):
+        super().__init__()
+        w1, w2, w3 = widths
+        self.embed = QualityEmbedding(cond_dim)
+        self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
+        self.enc1 = Stage(w1, blocks[0], cond_dim)
+        self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
+        self.enc2 = Stage(w2, blocks[1], cond_dim)
+        self.down2 = nn.Conv2d(w2, w3, 3, stride=2, padding=1)
+        self.middle = Stage(w3, blocks[2], cond_dim)
+        self.up2 = nn.Sequential(nn.Conv2d(w3, 4 * w2, 1), nn.PixelShuffle(2))
+        self.dec2 = Stage(w2, blocks[1], cond_dim)
+        self.up1 = nn.Sequential(nn.Conv2d(w2, 4 * w1, 1), nn.PixelShuffle(2))
+        self.dec1 = Stage(w1, blocks[0], cond_dim)
+        self.tail = nn.Sequential(nn.Conv2d(w1, 4 * channels, 3, padding=1), nn.PixelShuffle(2))
+        # Start as the identity: the residual is zero until training says otherwise.
+        nn.init.zeros_(self.tail[0].weight)
+        nn.init.zeros_(self.tail[0].bias)
+
+    def forward(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        """image: (B, C, H, W) in [0, 1]; quality: (B,) JPEG quality. Returns the restored image."""
+        height, width = image.shape[-2:]
+        pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
+        x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+        cond = self.embed(quality)
+        s1 = self.enc1(self.head(x), cond)
+        s2 = self.enc2(self.down1(s1), cond)
+        y = self.middle(self.down2(s2), cond)
+        y = self.dec2(self.up2(y) + s2, cond)
+        y = self.dec1(self.up1(y) + s1, cond)
+        return (x + self.tail(y))[..., :height, :width]

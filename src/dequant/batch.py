@@ -1,0 +1,126 @@
+"""Batches: turn `INPUT... -o OUTPUT` into jobs, run each, report, carry on past bad files.
+
+Shared by `restore` and `quantize`: they differ only in what they do to one
+picture. Rules: never overwrite an input; overwrite an existing output only
+when asked; write atomically; one line per failure; a one-line summary.
+"""
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from dequant import images
+from dequant.data import IMAGE_SUFFIXES
+
+STDIO = "-"
+
+
+class UsageError(Exception):
+    """The command line itself is wrong (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path | None  # None: standard input
+    target: Path | None  # None: standard output
+
+    @property
+    def name(self) -> str:
+        return str(self.source) if self.source else "<stdin>"
+
+
+def output_format(output: str, format: str | None, default: str) -> str:
+    """The Pillow format name from --format, else -o's extension, else the default."""
+    suffix = Path(output).suffix.lower().lstrip(".")
+    if format and suffix in images.FORMATS and images.FORMATS[suffix] != images.FORMATS[format]:
+        raise UsageError(f"--format {format} contradicts the extension of -o {output}")
+    return images.FORMATS[format or (suffix if suffix in images.FORMATS else default)]
+
+
+def plan(inputs: list[str], output: str, *, recursive: bool, extension: str) -> list[Job]:
+    """One job per input image; -o is a file for one input, otherwise a folder mirrored by the inputs."""
+    to_file = output == STDIO or Path(output).suffix.lower().lstrip(".") in images.FORMATS
+    if STDIO in inputs:
+        if len(inputs) > 1 or not to_file:
+            raise UsageError("reading standard input (-) takes one input and a file or - for -o")
+        return [Job(None, None if output == STDIO else Path(output))]
+    if to_file:
+        if len(inputs) != 1 or Path(inputs[0]).is_dir():
+            raise UsageError(f"-o {output} is a file; several inputs or a folder need a folder for -o")
+        return [Job(Path(inputs[0]), None if output == STDIO else Path(output))]
+    jobs = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for source in sorted(p for p in given.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+                jobs.append(Job(source, Path(output) / source.relative_to(given).with_suffix(extension)))
+        else:  # a missing file is a bad input, reported when its turn comes
+            jobs.append(Job(given, Path(output) / given.with_suffix(extension).name))
+    targets = [j.target for j in jobs]
+    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise UsageError(f"several inputs would write the same output: {', '.join(clashes[:3])}")
+    return jobs
+
+
+@dataclass
+class Outcome:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def run(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
+        skip_existing: bool = False, overwrite: bool = False) -> Outcome:
+    """Run every job; a failure is reported in one line and the batch goes on."""
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    outcome, started = Outcome(), time.monotonic()
+    columns = [TextColumn(f"{verb}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}")]
+    with Progress(*columns, console=err, disable=len(jobs) < 2 or not err.is_terminal, transient=True) as progress:
+        task = progress.add_task("", total=len(jobs))
+        for job in jobs:
+            progress.update(task, description=job.name)
+            reason = _run_one(job, process, skip_existing, overwrite)
+            if reason == "skipped":
+                outcome.skipped += 1
+            elif reason:
+                outcome.failed.append((job.name, reason))
+                err.print(f"dequant: {job.name}: {reason}", markup=False)
+            else:
+                outcome.done += 1
+            progress.advance(task)
+    summary = f"{verb} {outcome.done}, skipped {outcome.skipped}, failed {len(outcome.failed)} in {time.monotonic() - started:.1f} s"
+    err.print(summary, markup=False)
+    return outcome
+
+
+def _run_one(job: Job, process, skip_existing: bool, overwrite: bool) -> str | None:
+    """None on success, "skipped", or the reason the job failed."""
+    target = job.target
+    if target is not None and target.exists():
+        if job.source is not None and target.resolve() == job.source.resolve():
+            return "refusing to overwrite the input itself"
+        if skip_existing:
+            return "skipped"
+        if not overwrite:
+            return f"output {target} exists (use --overwrite or --skip-existing)"
+    try:
+        source = sys.stdin.buffer.read() if job.source is None else job.source
+        if job.source is not None and not job.source.is_file():
+            return "no such file"
+        payload = process(images.read(source))
+        if target is None:
+            sys.stdout.buffer.write(payload)
+            sys.stdout.buffer.flush()
+        else:
+            images.write_atomic(target, payload)
+    except (images.ImageError, ValueError, OSError) as error:
+        return str(error)
+    except MemoryError:
+        return "out of memory (try a smaller --tile)"
+    return None

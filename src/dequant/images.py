@@ -1,0 +1,138 @@
+"""Reading and writing images without losing anything the restoration does not change.
+
+Pixels stay in their stored orientation (the EXIF tag travels unchanged, so
+viewers rotate the output exactly as they rotated the input, and the JPEG
+block grid is never turned). EXIF and ICC bytes are copied; alpha is carried
+beside the colour channels and written back untouched.
+"""
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from dequant import jpeg
+
+FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
+
+
+class ImageError(Exception):
+    """An input that cannot be read or an output that cannot be written, with the reason."""
+
+
+@dataclass(frozen=True)
+class Picture:
+    pixels: np.ndarray  # HxWxC float32 in [0, 1]; C is 1 (gray) or 3 (RGB)
+    alpha: np.ndarray | None = None  # HxW, stored dtype, passed through untouched
+    sixteen_bit: bool = False  # came from a 16-bit file: write 16 bits where the format can
+    quality: int | None = None  # JPEG quality read from the file's quantization tables
+    exif: bytes | None = None
+    icc: bytes | None = None
+
+    @property
+    def gray(self) -> bool:
+        return self.pixels.shape[2] == 1
+
+    def with_pixels(self, pixels: np.ndarray) -> "Picture":
+        return replace(self, pixels=pixels)
+
+
+def read(source: Path | bytes) -> Picture:
+    """Decode a file (or bytes) into a Picture; ImageError says why one cannot be used."""
+    try:
+        image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"refused, too many pixels ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"not a readable image ({error})") from None
+    quality, exif, icc = jpeg.file_quality(image), image.info.get("exif"), image.info.get("icc_profile")
+    if image.mode == "CMYK":
+        image, icc = _cmyk_to_srgb(image, icc)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    alpha = None
+    if image.mode in ("RGBA", "LA", "PA"):
+        alpha = np.asarray(image.getchannel("A"))
+        image = image.convert("RGB" if image.mode == "RGBA" else "L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        pixels = np.asarray(image, dtype=np.float32) / 65535
+        return Picture(np.clip(pixels, 0, 1)[..., None], alpha, True, quality, exif, icc)
+    if image.mode == "1":
+        image = image.convert("L")
+    if image.mode not in ("L", "RGB"):
+        try:
+            image = image.convert("RGB")
+        except ValueError:
+            raise ImageError(f"unsupported colour mode {image.mode}") from None
+    pixels = np.asarray(image, dtype=np.float32) / 255
+    return Picture(pixels[..., None] if pixels.ndim == 2 else pixels, alpha, False, quality, exif, icc)
+
+
+def _cmyk_to_srgb(image: Image.Image, icc: bytes | None):
+    """CMYK through its embedded profile to sRGB; without a profile the colours are unknown."""
+    if not icc:
+        raise ImageError("CMYK image without an ICC profile: its colours cannot be converted faithfully")
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        converted = ImageCms.profileToProfile(image, source, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError) as error:
+        raise ImageError(f"CMYK image with an unusable ICC profile ({error})") from None
+    return converted, ImageCms.ImageCmsProfile(srgb).tobytes()
+
+
+def to_pil(picture: Picture, format: str) -> Image.Image:
+    """The Picture as a Pillow image, rounded to the file's bit depth, alpha re-attached."""
+    if picture.sixteen_bit and format in ("PNG", "TIFF") and picture.gray and picture.alpha is None:
+        return Image.fromarray(np.round(picture.pixels[..., 0] * 65535).astype(np.uint16))
+    pixels = np.round(np.clip(picture.pixels, 0, 1) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels[..., 0] if picture.gray else pixels)
+    if picture.alpha is not None:
+        if format == "JPEG":
+            raise ImageError("JPEG cannot store the alpha channel; write png, webp or tif instead")
+        alpha = picture.alpha if picture.alpha.dtype == np.uint8 else (picture.alpha >> 8).astype(np.uint8)
+        image.putalpha(Image.fromarray(alpha))
+    return image
+
+
+def encode(picture: Picture, format: str, *, quality: int = 95, subsampling: str = "4:4:4") -> bytes:
+    """File bytes in `format` (a value of FORMATS), with EXIF and ICC.
+
+    JPEG output defaults to quality 95 and full chroma, to keep what was restored.
+    """
+    options = {"exif": picture.exif, "icc_profile": picture.icc}
+    options.update({
+        "JPEG": {"quality": quality, "subsampling": jpeg.SUBSAMPLING[subsampling]},
+        "WEBP": {"lossless": True},  # a lossy WebP would add new artifacts
+        "TIFF": {"compression": "tiff_deflate"},
+        "PNG": {},
+    }[format])
+    buffer = io.BytesIO()
+    to_pil(picture, format).save(buffer, format, **{k: v for k, v in options.items() if v is not None})
+    return buffer.getvalue()
+
+
+def grayscale(picture: Picture) -> Picture:
+    """The picture's luma (ITU-R 601, as libjpeg and Pillow compute it), one channel."""
+    if picture.gray:
+        return picture
+    luma = picture.pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return picture.with_pixels(luma[..., None])
+
+
+def write_atomic(path: Path, payload: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: a killed run leaves no partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,124 @@
+"""JPEG facts: quality from quantization tables, blind quality from pixels, encoding.
+
+Everything here is libjpeg's (IJG) convention, which is what Pillow, OpenCV
+and most software write, and what the field's benchmarks use.
+"""
+
+import io
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+# The IJG base tables (JPEG standard, Annex K), natural row-major order as Pillow gives them.
+IJG_LUMA = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+])  # fmt: skip
+
+SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def ijg_table(quality: int, base: np.ndarray = IJG_LUMA) -> np.ndarray:
+    """The quantization table libjpeg writes for `quality` (1..100), baseline-clipped."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((base * scale + 50) // 100, 1, 255)
+
+
+@lru_cache(maxsize=1)
+def _all_luma_tables() -> np.ndarray:
+    return np.stack([ijg_table(q) for q in range(1, 101)]).astype(np.float64)
+
+
+def quality_from_table(table) -> int:
+    """The IJG quality whose luma table is closest (in log steps) to `table`.
+
+    Works for non-IJG tables too, giving the quality of similar strength.
+    """
+    table = np.asarray(table, dtype=np.float64).reshape(64)
+    distance = np.abs(np.log(_all_luma_tables()) - np.log(np.maximum(table, 1))).sum(axis=1)
+    return int(np.argmin(distance)) + 1
+
+
+def file_quality(image: Image.Image) -> int | None:
+    """The quality of a JPEG read by Pillow, from its luma table; None if not a JPEG."""
+    tables = getattr(image, "quantization", None)
+    if image.format != "JPEG" or not tables:
+        return None
+    return quality_from_table(tables[min(tables)])
+
+
+def _luma(pixels: np.ndarray) -> np.ndarray:
+    """JPEG's (full-range BT.601) luma of an HxW or HxWxC uint8 array, level-shifted."""
+    if pixels.ndim == 2:
+        return pixels.astype(np.float64) - 128
+    rgb = pixels[..., :3].astype(np.float64)
+    return rgb @ np.array([0.299, 0.587, 0.114]) - 128
+
+
+def _dct_matrix() -> np.ndarray:
+    k, n = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    m = np.cos((2 * n + 1) * k * np.pi / 16) * np.sqrt(2 / 8)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+def _grid_offset(y: np.ndarray, axis: int) -> int:
+    """Where the 8-pixel block grid starts along an axis: the offset with the largest steps."""
+    steps = np.abs(np.diff(y, axis=axis)).mean(axis=1 - axis)
+    strength = [steps[(o - 1) % 8 :: 8].mean() for o in range(8)]
+    return int(np.argmax(strength))
+
+
+def blind_quality(pixels: np.ndarray) -> int:
+    """Estimate the JPEG quality a decoded image went through, from its pixels alone.
+
+    JPEG stores each 8x8 block's DCT coefficients as multiples of a quantization
+    step, so the DCT of decoded pixels lands within rounding noise of those
+    multiples. Each IJG quality is scored by the log-likelihood of the low
+    frequency coefficients under "a multiple of my step plus noise" against
+    "anywhere", with a floor for outliers (clipped pixels). Too fine a step
+    gains nothing (everything is near one of its multiples); too coarse a
+    step loses heavily on every coefficient that falls between its multiples.
+    Coefficients near zero fit every step and are left out.
+    """
+    y = _luma(pixels)
+    if min(y.shape) < 16:
+        return 75  # too small to measure anything: a typical web quality
+    y = y[_grid_offset(y, 0) :, _grid_offset(y, 1) :]
+    h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
+    blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    d = _dct_matrix()
+    coefficients = (d @ blocks @ d.T).reshape(-1, 64)
+    low = [1, 8, 9, 2, 16, 10, 17, 3, 24]  # the first AC frequencies in zig-zag order
+    noise, outliers = 1.0, 0.05
+    informative = np.abs(coefficients[:, low]) > 3 * noise
+    if informative.sum() < 64:
+        return 75  # flat image: nothing to measure
+    c = coefficients[:, low][informative][None, :]  # (1, K)
+    steps = _all_luma_tables()[:, low][:, np.nonzero(informative)[1]]  # (qualities, K)
+    residual = c - np.round(c / steps) * steps
+    near = sum(np.exp(-0.5 * ((residual + m * steps) / noise) ** 2) for m in (-1, 0, 1))
+    lattice = steps * near / (noise * np.sqrt(2 * np.pi))  # density relative to "anywhere"
+    scores = np.log((1 - outliers) * lattice + outliers).mean(axis=1)
+    return int(np.argmax(scores)) + 1
+
+
+def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False) -> bytes:
+    """JPEG bytes of `image` at `quality` with libjpeg through Pillow (the field's encoder)."""
+    if gray:
+        image = image.convert("L")
+    elif image.mode != "L":
+        image = image.convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling])
+    return buffer.getvalue()
+
+
+def degrade(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False) -> Image.Image:
+    """`image` after a JPEG round trip at `quality`, decoded."""
+    decoded = Image.open(io.BytesIO(encode(image, quality, subsampling, gray)))
+    decoded.load()
+    return decoded
