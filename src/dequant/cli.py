@@ -84,6 +84,7 @@ def restore(
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
+    reference: Annotated[Optional[Path], typer.Option(help="Clean original of a single input: report the PSNR gain.")] = None,
 ):
     """Restore JPEG-compressed images (alias: dequantize)."""
     if format is not None and format not in FORMAT_CHOICES:
@@ -100,8 +101,29 @@ def restore(
         restorer = Restorer(generator, Settings(device, precision, tile, overlap, quality))
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
-    finish(batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
-                     skip_existing=skip_existing, overwrite=overwrite))
+    if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
+        fail_usage("--reference takes a single input file and output file")
+    outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
+                        skip_existing=skip_existing, overwrite=overwrite)
+    if reference is not None and not outcome.failed:
+        report_gain(jobs[0], reference)
+    finish(outcome)
+
+
+def report_gain(job, reference: Path):
+    """PSNR of the input and of the output against a clean reference, to stderr."""
+    from dequant import images
+    from dequant.metrics import psnr
+
+    try:
+        clean, before, after = (images.read(p).pixels for p in (reference, job.source, job.target))
+        if not clean.shape == before.shape == after.shape:
+            raise images.ImageError("the reference's size or channels differ from the input's")
+    except images.ImageError as error:
+        fail_usage(f"{reference}: {error}")
+    psnr_in, psnr_out = psnr(before, clean), psnr(after, clean)
+    typer.echo(f"{job.target}: PSNR against {reference}: input {psnr_in:.2f} dB, restored {psnr_out:.2f} dB "
+               f"({psnr_out - psnr_in:+.2f} dB)", err=True)
 
 
 app.command("restore")(restore)
@@ -155,6 +177,92 @@ def models(json_: Annotated[bool, typer.Option("--json", help="Print a JSON list
         table.add_row(row["name"] + (" (default)" if row["default"] else ""), row["arch"], f"{row['params']:,}",
                       row["location"], row["description"], row["bench_summary"])
     Console().print(table)
+
+
+@app.command()
+def bench(
+    model: Annotated[list[str], typer.Option(help="Model name, file or hf:// URL; repeat for several; 'jpeg' = the input only.")] = [],
+    data: Annotated[list[str], typer.Option(help="Folder of reference images, or live1 | bsds500 | classic5 under $DEQUANT_DATA.")] = ["live1"],
+    quality: Annotated[str, typer.Option(help="Comma-separated JPEG qualities.")] = "10,20,30,40",
+    gray: Annotated[bool, typer.Option(help="Grayscale protocol: BT.601 luma, one-channel JPEG.")] = False,
+    metrics: Annotated[str, typer.Option(help="Comma-separated: psnr,ssim,psnrb,lpips.")] = "psnr,ssim,psnrb,lpips",
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of each set.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the records as JSON.")] = None,
+    markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as Markdown.")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
+    lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
+):
+    """Benchmark models with the field's protocol: PSNR, SSIM, PSNR-B, LPIPS and speed."""
+    import json
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from dequant import bench as benchmark
+    from dequant import metrics as measures
+    from dequant import registry, weights
+    from dequant.restore import Settings
+
+    try:
+        qualities = [int(q) for q in quality.split(",")]
+        wanted = {m.strip() for m in metrics.split(",")}
+        if not wanted <= set(benchmark.METRICS) or not all(1 <= q <= 100 for q in qualities):
+            raise ValueError("--metrics takes psnr,ssim,psnrb,lpips and --quality numbers from 1 to 100")
+        for name in data:
+            benchmark.resolve_data(name)
+    except ValueError as error:
+        fail_usage(str(error))
+    err = Console(stderr=True)
+    lpips = None
+    if "lpips" in wanted:
+        try:
+            lpips = measures.LPIPS(lpips_weights)
+        except OSError as error:
+            err.print(f"note: LPIPS skipped, its weights are missing ({error})")
+    models = ["jpeg"] + [m for m in (model or [None]) if m != "jpeg"] if model != ["jpeg"] else ["jpeg"]
+    entries = registry.load()
+
+    def load(name):
+        try:
+            return weights.load_model(name, entries)
+        except weights.WeightsError as error:
+            fail_usage(str(error))
+
+    with Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                  transient=True, disable=not err.is_terminal) as progress:
+        records = benchmark.run(models, data, qualities, gray=gray, wanted=wanted, limit=limit,
+                                settings=Settings(device=device, tile=tile), lpips=lpips, load_model=load, progress=progress)
+    show_bench_table(records, data)
+    command = "dequant " + " ".join(__import__("sys").argv[1:])
+    if json_file:
+        json_file.write_text(json.dumps(benchmark.as_dicts(records), indent=2) + "\n")
+    if markdown_file:
+        markdown_file.write_text(benchmark.markdown(records, command))
+
+
+def show_bench_table(records, data):
+    """One row per model and quality, the metrics of each data set side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    sets = list(dict.fromkeys(r.data for r in records))
+    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
+    rows = {}
+    for r in records:
+        rows.setdefault((r.model, r.quality), {})[r.data] = r
+    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
+    for (name, q), by_set in rows.items():
+        cells = []
+        for s in sets:
+            r = by_set.get(s)
+            cells += [fmt(r.psnr, 2), fmt(r.ssim, 4), fmt(r.psnrb, 2), fmt(r.lpips, 4)] if r else ["-"] * 4
+        speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
+        table.add_row(name, str(q), *cells, fmt(sum(speed) / len(speed), 2) if speed else "-")
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: never squeeze the figures into 80 columns
+        console = Console(width=400)
+    console.print(table)
 
 
 def main():

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dequant import jpeg, tiling
+from dequant import images, jpeg, tiling
 from dequant.images import Picture
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -79,7 +79,7 @@ class Restorer:
             return self.settings.quality
         if picture.quality is not None:
             return picture.quality
-        pixels = np.round(picture.pixels * 255).astype(np.uint8)
+        pixels = images.to_uint8(picture.pixels)
         return jpeg.blind_quality(pixels[..., 0] if picture.gray else pixels)
 
     @torch.inference_mode()

@@ -1,0 +1,184 @@
+"""`dequant bench`: the field's protocol on LIVE1, BSDS500-test and Classic5.
+
+Colour: the RGB reference is compressed with libjpeg (Pillow, 4:2:0) at the
+quality, restored, rounded to 8 bits, and measured on RGB. Gray: the
+reference's studio-range BT.601 luma, rounded to 8 bits, is compressed as a
+one-channel JPEG and measured on that luma. The JPEG input itself is always
+the first row. Speed counts the restoration alone, not decoding or metrics.
+"""
+
+import io
+import os
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from dequant import images, metrics
+from dequant.data import find_images
+
+DATASETS = {"live1": "LIVE1", "bsds500": "BSDS500-test", "classic5": "Classic5"}
+METRICS = ("psnr", "ssim", "psnrb", "lpips")
+
+
+@dataclass
+class Record:
+    model: str
+    data: str
+    quality: int
+    gray: bool
+    images: int
+    psnr: float | None
+    ssim: float | None
+    psnrb: float | None
+    lpips: float | None
+    seconds_per_image: float | None
+    megapixels_per_second: float | None
+    peak_memory_mb: float | None
+    device: str
+
+
+def resolve_data(name: str) -> Path:
+    """A folder, or live1 / bsds500 / classic5 under $DEQUANT_DATA."""
+    if name.lower() in DATASETS:
+        root = os.environ.get("DEQUANT_DATA")
+        if not root:
+            raise ValueError(f"--data {name}: set DEQUANT_DATA to the folder holding {DATASETS[name.lower()]}/ (see README, Data)")
+        path = Path(root) / DATASETS[name.lower()]
+    else:
+        path = Path(name)
+    if not path.is_dir():
+        raise ValueError(f"--data {name}: {path} is not a folder")
+    return path
+
+
+def test_pair(reference: Image.Image, quality: int, gray: bool) -> tuple[np.ndarray, bytes]:
+    """(clean uint8 array, JPEG bytes) under the protocol."""
+    if not gray:
+        clean = np.asarray(reference.convert("RGB"))
+    elif reference.mode == "L":  # already a luma image (Classic5)
+        clean = np.asarray(reference)
+    else:
+        clean = np.round(metrics.luma_bt601(np.asarray(reference.convert("RGB")))).astype(np.uint8)
+    source = Image.fromarray(clean)
+    buffer = io.BytesIO()
+    source.save(buffer, "JPEG", quality=quality)  # libjpeg defaults: 4:2:0, IJG tables
+    return clean, buffer.getvalue()
+
+
+def peak_rss_reset() -> None:
+    """Reset the kernel's high-water mark of this process's resident memory (Linux)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+Restore = Callable[[images.Picture], images.Picture]
+
+
+def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: bool, wanted: set[str],
+             lpips: "metrics.LPIPS | None", advance: Callable[[], None] = lambda: None) -> dict:
+    """Mean metrics over the files for one model (None = the JPEG itself) at one quality."""
+    scores = {m: [] for m in METRICS}
+    seconds, pixels = 0.0, 0
+    for file in files:
+        clean, data = test_pair(Image.open(file), quality, gray)
+        picture = images.read(data)
+        if restore is not None:
+            started = time.perf_counter()
+            picture = restore(picture)
+            seconds += time.perf_counter() - started
+            pixels += clean.shape[0] * clean.shape[1]
+        output = images.to_uint8(picture.pixels)
+        output = output[..., 0] if gray else output
+        if "psnr" in wanted:
+            scores["psnr"].append(metrics.psnr(output, clean, 255))
+        if "ssim" in wanted:
+            scores["ssim"].append(metrics.ssim(output, clean))
+        if "psnrb" in wanted:
+            scores["psnrb"].append(metrics.psnr_b(output, clean))
+        if "lpips" in wanted and lpips is not None:
+            scores["lpips"].append(lpips.score(output, clean))
+        advance()
+    means = {m: float(np.mean(v)) if v else None for m, v in scores.items()}
+    if restore is not None:
+        means["seconds_per_image"] = seconds / len(files)
+        means["megapixels_per_second"] = pixels / 1e6 / seconds
+    return means
+
+
+def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: bool, wanted: set[str],
+        limit: int | None, settings, lpips: "metrics.LPIPS | None", load_model, progress=None) -> list[Record]:
+    """Every (model, data set, quality) combination, the JPEG rows first."""
+    from dequant.restore import Restorer
+
+    folders = {name: resolve_data(name) for name in datasets}
+    files = {name: find_images([folder])[:limit] for name, folder in folders.items()}
+    total = len(models) * len(qualities) * sum(map(len, files.values()))
+    task = progress.add_task("bench", total=total) if progress else None
+    records = []
+    for model_name in models:
+        restorer = None
+        if model_name != "jpeg":
+            model, model_name = load_model(model_name)
+            restorer = Restorer(model, settings)
+        device = str(restorer.device) if restorer else "-"
+        for data_name, data_files in files.items():
+            for quality in qualities:
+                peak_rss_reset()
+                means = evaluate(restorer, data_files, quality, gray, wanted, lpips,
+                                 (lambda: progress.advance(task)) if progress else (lambda: None))
+                records.append(Record(
+                    model=model_name, data=Path(folders[data_name]).name, quality=quality, gray=gray,
+                    images=len(data_files), psnr=means["psnr"], ssim=means["ssim"], psnrb=means["psnrb"],
+                    lpips=means["lpips"], seconds_per_image=means.get("seconds_per_image"),
+                    megapixels_per_second=means.get("megapixels_per_second"),
+                    peak_memory_mb=peak_memory_mb(restorer) if restorer else None, device=device,
+                ))
+    return records
+
+
+def peak_memory_mb(restorer) -> float:
+    import torch
+
+    if restorer.device.type == "cuda":
+        return torch.cuda.max_memory_allocated(restorer.device) / 2**20
+    return peak_rss_mb()
+
+
+def as_dicts(records: list[Record]) -> list[dict]:
+    return [asdict(r) for r in records]
+
+
+def _cell(value, digits):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(records: list[Record], command: str) -> str:
+    """The table for the README, with the command that produced it."""
+    lines = [
+        f"Produced by `{command}`.",
+        "",
+        "| model | data | quality | PSNR | SSIM | PSNR-B | LPIPS | s/image | MP/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in records:
+        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {r.quality} | {_cell(r.psnr, 2)} | "
+                     f"{_cell(r.ssim, 4)} | {_cell(r.psnrb, 2)} | {_cell(r.lpips, 4)} | "
+                     f"{_cell(r.seconds_per_image, 3)} | {_cell(r.megapixels_per_second, 2)} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,90 @@
+"""Each metric against values known by construction, and the protocol on a few LIVE1 images."""
+
+import math
+
+import numpy as np
+import pytest
+
+from conftest import SHARED
+from dequant import bench, metrics
+
+
+def ramp(height=64, width=64):
+    return np.tile(np.linspace(0, 255, width), (height, 1))
+
+
+def test_psnr_of_identical_and_of_a_known_shift():
+    image = ramp()
+    assert metrics.psnr(image, image, 255) == math.inf
+    assert metrics.psnr(image + 5, image, 255) == pytest.approx(10 * math.log10(255**2 / 25))
+
+
+def test_ssim_of_identical_is_one_and_drops_with_noise():
+    image = ramp()
+    noisy = image + np.random.default_rng(0).normal(0, 20, image.shape)
+    assert metrics.ssim(image, image) == pytest.approx(1.0)
+    assert metrics.ssim(noisy, image) < 0.9
+
+
+def test_blocking_effect_factor_of_a_known_blockiness():
+    smooth = np.full((64, 64), 100.0)
+    assert metrics.blocking_effect_factor(smooth) == 0
+    # Steps of 10 between every 8x8 block, flat inside: edge mean square 100 (half the edge pairs
+    # step), inner 0; eta = log2(8) / log2(64) = 0.5.
+    blocky = smooth + 10 * ((np.arange(64)[None, :] // 8) % 2)
+    edge_pairs_stepping = 64 * 7  # all 7 column edges step by 10; row edges do not
+    edge_pairs = 64 * 7 * 2
+    expected = 0.5 * (edge_pairs_stepping * 100 / edge_pairs)
+    assert metrics.blocking_effect_factor(blocky) == pytest.approx(expected)
+    assert metrics.psnr_b(blocky, blocky) == pytest.approx(10 * math.log10(255**2 / expected))
+
+
+@pytest.mark.skipif(not (SHARED / "weights").is_dir(), reason="needs ../shared/weights")
+def test_lpips_zero_for_identical_and_positive_for_distorted():
+    lpips = metrics.LPIPS(SHARED / "weights")
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert lpips.score(image, image) == pytest.approx(0, abs=1e-6)
+    assert lpips.score(np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8), image) > 0.01
+
+
+LIVE1 = SHARED / "datasets" / "eval" / "LIVE1"
+
+
+@pytest.mark.skipif(not LIVE1.is_dir(), reason="needs ../shared/datasets/eval")
+def test_protocol_on_three_live1_images():
+    """The JPEG rows of the first LIVE1 images, against figures computed by hand with Pillow."""
+    from PIL import Image
+    import io
+
+    files = bench.find_images([LIVE1])[:3]
+    means = bench.evaluate(None, files, 10, False, {"psnr", "psnrb"}, None)
+    by_hand = []
+    for f in files:
+        ref = Image.open(f).convert("RGB")
+        buffer = io.BytesIO()
+        ref.save(buffer, "JPEG", quality=10)
+        by_hand.append(metrics.psnr(np.asarray(Image.open(buffer)), np.asarray(ref), 255))
+    assert means["psnr"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    assert means["psnrb"] < means["psnr"]  # JPEGs at quality 10 are blocky
+    gray = bench.evaluate(None, files, 10, True, {"psnr"}, None)
+    assert gray["psnr"] > means["psnr"]  # luma alone suffers less than RGB
+
+
+def test_bench_cli_writes_json_and_markdown(cli, tmp_path):
+    from PIL import Image
+    from conftest import photo
+
+    for i in range(2):
+        photo(64, 80, seed=i).save(tmp_path / f"ref{i}.png")
+    code, out, err = cli("bench", "--data", tmp_path, "--quality", "10,50", "--metrics", "psnr,ssim,psnrb",
+                         "--model", "jpeg", "--json", tmp_path / "r.json", "--markdown", tmp_path / "r.md")
+    assert code == 0, err
+    import json
+
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert [r["quality"] for r in records] == [10, 50] and records[0]["model"] == "jpeg"
+    keys = {"model", "data", "quality", "gray", "images", "psnr", "ssim", "psnrb", "lpips",
+            "seconds_per_image", "megapixels_per_second", "peak_memory_mb", "device"}
+    assert keys <= records[0].keys() and records[0]["images"] == 2
+    assert records[1]["psnr"] > records[0]["psnr"]
+    assert "| jpeg |" in (tmp_path / "r.md").read_text()
