@@ -39,6 +39,7 @@ class Degradation:
     quality_max: int = 95
     gray_fraction: float = 0.1  # share of crops compressed as one-channel JPEGs
     full_chroma_fraction: float = 0.15  # share compressed 4:4:4 instead of 4:2:0
+    qualities: tuple = ()  # if given, qualities are drawn from this list instead of the range
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -47,17 +48,21 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 class JpegCrops(torch.utils.data.Dataset):
-    """Item `step` is the whole batch for that step: (compressed, clean, quality)."""
+    """Item `step` is the whole batch for that step: (compressed, clean, quality).
 
-    def __init__(self, images, *, crop: int, batch: int, seed: int, degradation: Degradation):
+    Each distributed rank draws its own crops; rank 0's are those of a single process.
+    """
+
+    def __init__(self, images, *, crop: int, batch: int, seed: int, degradation: Degradation, rank: int = 0):
         assert crop % 16 == 0, "crops start on the JPEG grid and cover whole 16x16 macroblocks"
         self.images, self.crop, self.batch, self.seed, self.deg = images, crop, batch, seed, degradation
+        self.rank = rank
 
     def __len__(self) -> int:
         return 2**62
 
     def __getitem__(self, step: int):
-        rng = np.random.default_rng([self.seed, step])
+        rng = np.random.default_rng([self.seed, step] + ([self.rank] if self.rank else []))
         pairs = [self._sample(rng) for _ in range(self.batch)]
         compressed, clean, quality = zip(*pairs)
         return torch.stack(compressed), torch.stack(clean), torch.tensor(quality, dtype=torch.float32)
@@ -70,7 +75,10 @@ class JpegCrops(torch.utils.data.Dataset):
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
         clean = np.ascontiguousarray(clean)
-        quality = int(rng.integers(self.deg.quality_min, self.deg.quality_max + 1))
+        if self.deg.qualities:
+            quality = int(rng.choice(self.deg.qualities))
+        else:
+            quality = int(rng.integers(self.deg.quality_min, self.deg.quality_max + 1))
         gray = rng.random() < self.deg.gray_fraction
         subsampling = "4:4:4" if rng.random() < self.deg.full_chroma_fraction else "4:2:0"
         compressed = jpeg.degrade(Image.fromarray(clean), quality, subsampling, gray)

@@ -1,11 +1,15 @@
-"""`dequant train`: one readable loop, from random crops to an exported generator.
+"""`dequant train`: one GAN loop, readable top to bottom, that trains every generator.
 
-The loop (in `train`) reads top to bottom: batch, step, log, validate,
-checkpoint. A run directory holds `last.pt` (everything needed to resume),
-`best.safetensors` (best validation PSNR so far) and, at the end,
-`model.safetensors` plus a ready-to-paste `weights.toml` entry.
+The loop in `train` is: batch, discriminator step, generator step, EMA, log,
+validate, checkpoint. With every GAN setting at its default the discriminator
+never exists and this is plain pixel-loss training. A run directory holds
+`last.pt` (everything needed to resume), `best.safetensors` (best validation
+PSNR so far) and, at the end, `model.safetensors` and a ready-to-paste
+`weights.toml` entry. Under `torchrun` the same command trains with
+DistributedDataParallel; rank 0 validates, logs and writes files.
 """
 
+import copy
 import json
 import math
 import os
@@ -18,9 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from torch.nn.parallel import DistributedDataParallel
 
-from dequant import archs, data, jpeg, weights
+from dequant import archs, data, jpeg, losses, weights
+from dequant.archs.discriminators import DISCRIMINATORS
 from dequant.metrics import psnr
 
 
@@ -28,21 +37,44 @@ from dequant.metrics import psnr
 class TrainConfig:
     arch: str = "qunet"
     arch_config: dict = field(default_factory=dict)  # the architecture's keyword arguments
-    seed: int = 0  # batches and initial weights follow from it
+    seed: int = 0  # initial weights and every batch follow from it
     steps: int = 6000
-    batch: int = 16
+    batch: int = 16  # per process
     crop: int = 128  # pixels, a multiple of 16; bigger crops give the bottleneck whole-block context
-    lr: float = 3e-4  # Adam; cosine decay to lr_min over `steps`
+    lr: float = 3e-4  # generator Adam; cosine decay to lr_min over `steps`
     lr_min: float = 1e-5
-    quality_min: int = 5  # training qualities are drawn uniformly from [quality_min, quality_max]
+    betas: tuple = (0.9, 0.999)  # Adam betas for both networks (arcnn-plus uses beta1 0.8)
+    # Degradation: qualities drawn uniformly from [quality_min, quality_max], or from `qualities` if given.
+    quality_min: int = 5
     quality_max: int = 95
-    gray_fraction: float = 0.1
-    full_chroma_fraction: float = 0.15
+    qualities: tuple = ()
+    gray_fraction: float = 0.1  # share of crops compressed as one-channel JPEGs
+    full_chroma_fraction: float = 0.15  # share compressed 4:4:4 instead of 4:2:0
+    # Content losses: weights, 0 switches a term off.
+    l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
+    mse: float = 0.0
+    ssim: float = 0.0  # weight of (1 - SSIM)
+    perceptual: float = 0.0  # MSE of VGG16 features at perceptual_layer ("HF")
+    perceptual_layer: str = "conv4_1"
+    # GAN: off while adversarial == 0.
+    adversarial: float = 0.0
+    adversarial_form: str = "bce"  # bce (with one-sided label smoothing) | logfree (hourglass) | hinge
+    label_smoothing: float = 0.9  # target for real samples in the bce form
+    discriminator: str = "patchgan"  # patchgan (hourglass) | subpatch (Galteri) | global (DequantizerNet)
+    discriminator_config: dict = field(default_factory=dict)
+    d_lr: float = 1e-4
+    warmup_steps: int = 0  # generator-only steps with content losses before the GAN phase
+    d_stop_step: int = 0  # hourglass "early stopping": no D (and no adversarial term) from here; 0 = never
+    ema_decay: float = 0.0  # EMA of generator weights, validated and exported when > 0 (e.g. 0.999)
+    # Bookkeeping.
     val_every: int = 250
     val_images: int = 16  # first N images of --val, each at every val quality
     val_qualities: tuple = (10, 30, 60)
     checkpoint_every: int = 250
-    threads: int = 0  # torch intra-op threads; 0 = one per core
+    log_every: int = 50  # a log line every N steps when the output is not a terminal
+    workers: int = 0  # DataLoader workers; batches are cheap next to a step on two cores
+    threads: int = 0  # torch intra-op threads per process; 0 = cores / processes
+    device: str = "auto"  # auto | cpu | cuda
 
 
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
@@ -51,23 +83,57 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     for item in overrides:
         key, _, text = item.partition("=")
         values[key.strip()] = tomllib.loads(f"v = {text}")["v"] if text else ""
-    known = {f.name: f for f in fields(TrainConfig)}
+    known = {f.name for f in fields(TrainConfig)}
+    defaults = TrainConfig()
     for key, value in values.items():
         if key not in known:
             raise ValueError(f"unknown setting {key!r}")
-        default = getattr(TrainConfig(), key)
+        default = getattr(defaults, key)
         if isinstance(default, tuple) and isinstance(value, list):
             values[key] = tuple(value)
-        elif isinstance(default, float) and isinstance(value, int):
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             values[key] = float(value)
-        elif not isinstance(value, type(default)):
+        elif type(value) is not type(default):
             raise ValueError(f"setting {key} wants {type(default).__name__}, got {value!r}")
-    return TrainConfig(**values)
+    cfg = TrainConfig(**values)
+    for choice, allowed in (("adversarial_form", ("bce", "logfree", "hinge")), ("discriminator", tuple(DISCRIMINATORS)),
+                            ("device", ("auto", "cpu", "cuda"))):
+        if getattr(cfg, choice) not in allowed:
+            raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
+    if cfg.arch not in archs.ARCHS:
+        raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
+    return cfg
 
 
-def learning_rate(cfg: TrainConfig, step: int) -> float:
+def learning_rate(cfg: TrainConfig, step: int, peak: float) -> float:
     progress = min(step / max(cfg.steps, 1), 1.0)
-    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+    return cfg.lr_min + 0.5 * (peak - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+
+
+def gan_phase(cfg: TrainConfig, step: int) -> bool:
+    """Whether this step trains the discriminator and adds the adversarial term."""
+    return cfg.adversarial > 0 and step >= cfg.warmup_steps and (cfg.d_stop_step == 0 or step < cfg.d_stop_step)
+
+
+class ContentLoss(torch.nn.Module):
+    """The weighted sum of the switched-on content terms; returns the terms by name for the log."""
+
+    def __init__(self, cfg: TrainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.perceptual = losses.Perceptual(cfg.perceptual_layer) if cfg.perceptual > 0 else None
+
+    def forward(self, restored: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
+        cfg, terms = self.cfg, {}
+        if cfg.l1:
+            terms["l1"] = cfg.l1 * F.l1_loss(restored, clean)
+        if cfg.mse:
+            terms["mse"] = cfg.mse * F.mse_loss(restored, clean)
+        if cfg.ssim:
+            terms["ssim"] = cfg.ssim * (1 - losses.ssim(restored, clean))
+        if self.perceptual is not None:
+            terms["vgg"] = cfg.perceptual * self.perceptual(restored, clean)
+        return terms
 
 
 def validation_set(folders, cfg: TrainConfig):
@@ -82,79 +148,154 @@ def validation_set(folders, cfg: TrainConfig):
 
 
 @torch.inference_mode()
-def validate(model, pairs) -> tuple[float, float]:
+def validate(model, pairs, device) -> tuple[float, float]:
     """Mean PSNR of the JPEGs and of their restorations, on 8-bit outputs."""
+    was_training = model.training
     model.eval()
     before, after = [], []
     for compressed, clean, quality in pairs:
-        restored = model(compressed, torch.tensor([float(quality)]))
+        restored = model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
         before.append(psnr(compressed, clean))
         after.append(psnr(restored.clamp(0, 1).mul(255).round().div(255), clean))
-    model.train()
+    model.train(was_training)
     return float(np.mean(before)), float(np.mean(after))
 
 
-def save_checkpoint(path: Path, model, optimizer, step: int, best: float, cfg: TrainConfig):
+def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if world > 1:
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
+    if use_cuda:
+        torch.cuda.set_device(device)
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
+    return rank, world, device
+
+
+def unwrap(module):
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "best": best,
-         "config": json.dumps(asdict(cfg))},
-        tmp,
-    )
+    torch.save(state, tmp)
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
 
 
 def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, command: str, log=None):
-    log = log or (lambda line: print(line, flush=True))
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    rank, world, device = setup_processes(cfg)
+    main_process = rank == 0
+    # On a terminal: a live progress line with the losses; in a log file: a line every log_every steps.
+    console = Console(stderr=True)
+    live = main_process and console.is_terminal and log is None
+    progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"),
+                        TimeRemainingColumn(), console=console, disable=not live)
+    log = log or (progress.console.print if live else (lambda line: print(line, flush=True)))
+    say = log if main_process else (lambda line: None)
     run_dir.mkdir(parents=True, exist_ok=True)
+
+    # Networks and optimizers. The generator is built first, so its initial weights depend on the seed only.
     torch.manual_seed(cfg.seed)
-    model = archs.build(cfg.arch, cfg.arch_config)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    generator = archs.build(cfg.arch, cfg.arch_config).to(device)
+    g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+    use_gan = cfg.adversarial > 0
+    disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
+    d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=cfg.betas) if use_gan else None
+    ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema_decay > 0 else None
+    content = ContentLoss(cfg).to(device)
+
     step, best = 0, -math.inf
     checkpoint = run_dir / "last.pt"
     if resume and checkpoint.exists():
-        state = torch.load(checkpoint, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        generator.load_state_dict(state["generator"])
+        g_opt.load_state_dict(state["g_opt"])
+        for module, key in ((disc, "disc"), (d_opt, "d_opt"), (ema, "ema")):
+            if module is not None:
+                module.load_state_dict(state[key])
+        torch.set_rng_state(state["rng"])
         step, best = state["step"], state["best"]
-        log(f"resumed {run_dir} at step {step}")
+        say(f"resumed {run_dir} at step {step}")
+    if world > 1:
+        generator = DistributedDataParallel(generator)
+        disc = DistributedDataParallel(disc) if disc is not None else None
+
     images = data.load_rgb(data.find_images(data_dirs), min_size=cfg.crop)
-    degradation = data.Degradation(cfg.quality_min, cfg.quality_max, cfg.gray_fraction, cfg.full_chroma_fraction)
-    batches = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation)
-    val_pairs = validation_set(val_dirs, cfg)
-    log(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
-        f"{sum(p.numel() for p in model.parameters()):,} parameters")
+    degradation = data.Degradation(cfg.quality_min, cfg.quality_max, cfg.gray_fraction, cfg.full_chroma_fraction,
+                                   cfg.qualities)
+    crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank)
+    batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
+                                               num_workers=cfg.workers))
+    val_pairs = validation_set(val_dirs, cfg) if main_process else []
+    judged = ema if ema is not None else unwrap(generator)  # what validation and export use
     metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command}
+    say(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
+        f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}")
 
     started, start_step = time.time(), step
+    progress.start()
+    task = progress.add_task("", total=cfg.steps, completed=step)
     while step < cfg.steps:
-        compressed, clean, quality = batches[step]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step)
-        loss = F.l1_loss(model(compressed, quality), clean)
-        optimizer.zero_grad(set_to_none=True)
+        compressed, clean, quality = (t.to(device) for t in next(batches))
+        for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
+            for group in (opt.param_groups if opt else []):
+                group["lr"] = learning_rate(cfg, step, peak)
+        restored = generator(compressed, quality)
+        gan = gan_phase(cfg, step)
+
+        if gan:  # discriminator step: real crops against the generator's (detached) output
+            d_loss = losses.discriminator_loss(cfg.adversarial_form, disc(clean, compressed),
+                                               disc(restored.detach(), compressed), cfg.label_smoothing)
+            d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_opt.step()
+
+        terms = content(restored, clean)  # generator step
+        if gan:
+            terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, disc(restored, compressed))
+        loss = sum(terms.values())
+        g_opt.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
+        g_opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for average, current in zip(ema.parameters(), unwrap(generator).parameters()):
+                    average.lerp_(current, 1 - cfg.ema_decay)
         step += 1
 
-        if step % 50 == 0:
+        shown = "  ".join(f"{k} {v.item():.4f}" for k, v in terms.items()) + (f"  d {d_loss.item():.4f}" if gan else "")
+        progress.update(task, advance=1, description=shown)
+        if step % cfg.log_every == 0 and not live:
             rate = (step - start_step) / (time.time() - started)
-            log(f"step {step}/{cfg.steps}  l1 {loss.item():.4f}  lr {learning_rate(cfg, step):.2e}  {rate:.2f} it/s")
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            jpeg_psnr, restored_psnr = validate(model, val_pairs)
-            log(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})")
+            say(f"step {step}/{cfg.steps}  {shown}  lr {learning_rate(cfg, step, cfg.lr):.2e}  {rate:.2f} it/s")
+        if main_process and (step % cfg.val_every == 0 or step == cfg.steps):
+            jpeg_psnr, restored_psnr = validate(judged, val_pairs, device)
+            say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})")
             if restored_psnr > best:
                 best = restored_psnr
-                weights.save(model, run_dir / "best.safetensors", {**metadata, "steps": str(step),
-                                                                     "val_psnr": f"{best:.3f}"})
-        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            save_checkpoint(checkpoint, model, optimizer, step, best, cfg)
+                weights.save(judged, run_dir / "best.safetensors",
+                             {**metadata, "steps": str(step), "val_psnr": f"{best:.3f}"})
+        if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            save_checkpoint(checkpoint, {
+                "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
+                **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
+                "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
+            })
 
+    progress.stop()
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    if not main_process:
+        return None
     final = run_dir / "model.safetensors"
     final.write_bytes((run_dir / "best.safetensors").read_bytes())
     (run_dir / "weights.toml").write_text(registry_entry(final, cfg, command))
-    log(f"wrote {final} (best val PSNR {best:.3f} dB) and {run_dir / 'weights.toml'}")
+    say(f"wrote {final} (best val PSNR {best:.3f} dB) and {run_dir / 'weights.toml'}")
     return final
 
 

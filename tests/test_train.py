@@ -1,0 +1,114 @@
+"""dequant train: every architecture trains and exports; resume is exact; DDP runs on gloo."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import photo
+from dequant import archs
+from dequant.archs.discriminators import DISCRIMINATORS
+
+TINY_ARCH = {"qunet": "arch_config={widths=[8,8,8], blocks=[1,1,1], cond_dim=8}"}
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for split, count in (("train", 6), ("val", 2)):
+        (root / split).mkdir()
+        for i in range(count):
+            photo(96, 112, seed=100 * len(split) + i).save(root / split / f"{i}.png")
+    return root
+
+
+def train_command(folders, out, *settings, steps=4):
+    return [sys.executable, "-m", "dequant", "train", "--data", str(folders / "train"), "--val", str(folders / "val"),
+            "--out", str(out), "--steps", str(steps), "--set", "batch=2", "--set", "crop=48", "--set", "val_images=1",
+            "--set", "val_every=2", "--set", "checkpoint_every=2", *[a for s in settings for a in ("--set", s)]]
+
+
+def test_every_architecture_is_tiny_configured():
+    assert set(TINY_ARCH) == set(archs.ARCHS), "give each registered architecture a tiny test config"
+
+
+GAN_SETTINGS = [
+    (),  # content losses only
+    ("adversarial=0.01", 'discriminator="patchgan"', 'adversarial_form="logfree"', "warmup_steps=1", "d_stop_step=3",
+     "perceptual=0.1"),
+    ("adversarial=0.01", 'discriminator="subpatch"', 'adversarial_form="bce"', "ssim=1.0", "ema_decay=0.5"),
+    ("adversarial=0.01", 'discriminator="global"', 'adversarial_form="hinge"', "mse=1.0", "l1=0.0"),
+]
+
+
+@pytest.mark.parametrize("arch", sorted(TINY_ARCH))
+@pytest.mark.parametrize("settings", GAN_SETTINGS, ids=["content", "patchgan", "subpatch", "global"])
+def test_trains_exports_and_restores(folders, tmp_path, arch, settings):
+    out = tmp_path / "run"
+    result = subprocess.run(train_command(folders, out, f'arch="{arch}"', TINY_ARCH[arch], *settings),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    entry = (out / "weights.toml").read_text()
+    assert f'arch = "{arch}"' in entry and "sha256" in entry and "dequant train" in entry
+    photo(64, 64).save(tmp_path / "in.jpg", quality=10)
+    restored = subprocess.run([sys.executable, "-m", "dequant", "restore", str(tmp_path / "in.jpg"), "-o",
+                               str(tmp_path / "out.png"), "--model", str(out / "model.safetensors")],
+                              capture_output=True, text=True, timeout=120)
+    assert restored.returncode == 0, restored.stderr
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path):
+    settings = (TINY_ARCH["qunet"], "adversarial=0.01", 'discriminator="subpatch"', "ema_decay=0.5",
+                "checkpoint_every=1", "log_every=1")
+    steps = 30
+    subprocess.run(train_command(folders, tmp_path / "straight", *settings, steps=steps), check=True,
+                   capture_output=True, timeout=300)
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(folders, killed, *settings, steps=steps),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    for line in process.stdout:  # kill it mid-run, right after step 10 was logged
+        if line.startswith("step 10/"):
+            process.send_signal(signal.SIGKILL)
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    state = torch.load(killed / "last.pt", weights_only=True)
+    assert 1 <= state["step"] < steps and not (killed / "model.safetensors").exists()
+
+    result = subprocess.run(train_command(folders, killed, *settings, steps=steps) + ["--resume"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "resumed" in result.stdout, result.stderr
+    a, b = load_file(tmp_path / "straight" / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    last_a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    last_b = torch.load(killed / "last.pt", weights_only=True)
+    for part in ("generator", "disc", "ema"):
+        assert all(torch.equal(last_a[part][k], last_b[part][k]) for k in last_a[part])
+
+
+def test_two_process_ddp_on_gloo(folders, tmp_path):
+    out = tmp_path / "ddp"
+    command = train_command(folders, out, TINY_ARCH["qunet"], "adversarial=0.01", "threads=1")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *command[1:]]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "2 process(es)" in result.stdout and (out / "model.safetensors").is_file()
+
+
+def test_config_is_type_checked(folders, tmp_path):
+    for bad in ("steps=ten", "no_such_setting=1", 'discriminator="huge"'):
+        result = subprocess.run(train_command(folders, tmp_path / "bad", bad), capture_output=True, text=True)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (bad, result.stderr)
+    config = tmp_path / "config.toml"
+    config.write_text("steps = 2\nval_every = 1\n" + TINY_ARCH["qunet"].replace("arch_config=", "arch_config = ") + "\n")
+    result = subprocess.run(train_command(folders, tmp_path / "toml") + ["--config", str(config)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
