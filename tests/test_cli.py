@@ -121,3 +121,15 @@ def test_models_json_lists_the_registry(cli):
     assert code == 0 and sum(r["default"] for r in rows) == 1
     for row in rows:
         assert {"name", "arch", "params", "file", "sha256", "default"} <= row.keys() and row["params"] > 0
+
+
+def test_shards_together_make_exactly_the_single_run(cli, tmp_path):
+    for i in range(7):
+        make_jpeg(tmp_path / "in" / f"{i}.jpg", seed=i, size=(48, 64))
+    assert cli("restore", tmp_path / "in", "-o", tmp_path / "single")[0] == 0
+    for i in range(3):
+        assert cli("restore", tmp_path / "in", "-o", tmp_path / "sharded", "--shard", f"{i}/3")[0] == 0
+    single = {p.name: p.read_bytes() for p in (tmp_path / "single").iterdir()}
+    sharded = {p.name: p.read_bytes() for p in (tmp_path / "sharded").iterdir()}
+    assert single == sharded and len(single) == 7
+    assert cli("restore", tmp_path / "in", "-o", tmp_path / "x", "--shard", "3/3")[0] == 2

@@ -68,6 +68,24 @@ def plan(inputs: list[str], output: str, *, recursive: bool, extension: str) -> 
     return jobs
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """"i/N" -> (i, N) with 0 <= i < N."""
+    index, _, count = text.partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        raise UsageError(f"--shard {text}: want i/N, e.g. 0/4") from None
+    if not 0 <= i < n:
+        raise UsageError(f"--shard {text}: need 0 <= i < N")
+    return i, n
+
+
+def shard(jobs: list[Job], index: int, count: int) -> list[Job]:
+    """Every count-th job of the list sorted by input path, starting at index: the shards
+    0/N .. N-1/N together cover each job exactly once, whatever order the inputs were given in."""
+    return sorted(jobs, key=lambda job: str(job.source))[index::count]
+
+
 @dataclass
 class Outcome:
     done: int = 0

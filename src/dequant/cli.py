@@ -85,6 +85,7 @@ def restore(
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Clean original of a single input: report the PSNR gain.")] = None,
+    shard: Annotated[Optional[str], typer.Option(help="Process only shard i/N of the sorted inputs (e.g. a Slurm array task).")] = None,
 ):
     """Restore JPEG-compressed images (alias: dequantize)."""
     if format is not None and format not in FORMAT_CHOICES:
@@ -97,6 +98,8 @@ def restore(
     try:
         fmt = batch.output_format(output, format, "png")
         jobs = batch.plan(inputs, output, recursive=recursive, extension="." + fmt.lower().replace("jpeg", "jpg"))
+        if shard:
+            jobs = batch.shard(jobs, *batch.parse_shard(shard))
         generator, _ = weights.load_model(model, registry.load())
         restorer = Restorer(generator, Settings(device, precision, tile, overlap, quality))
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
