@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -95,29 +95,34 @@ class Outcome:
 
 def run(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
         skip_existing: bool = False, overwrite: bool = False) -> Outcome:
-    """Run every job; a failure is reported in one line and the batch goes on."""
+    """Run every job in this process; a failure is reported in one line and the batch goes on."""
+    results = ((job.name, run_job(job, process, skip_existing, overwrite)) for job in jobs)
+    return report(results, len(jobs), verb)
+
+
+def report(results: Iterable[tuple[str, str | None]], total: int, verb: str) -> Outcome:
+    """Consume (input name, failure reason or None or "skipped") as jobs finish: a progress bar
+    on a terminal, one line per failure, and a one-line summary, all on stderr."""
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     outcome, started = Outcome(), time.monotonic()
-    columns = [TextColumn(f"{verb}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}")]
-    with Progress(*columns, console=err, disable=len(jobs) < 2 or not err.is_terminal, transient=True) as progress:
-        task = progress.add_task("", total=len(jobs))
-        for job in jobs:
-            progress.update(task, description=job.name)
-            reason = _run_one(job, process, skip_existing, overwrite)
+    columns = [TextColumn(verb), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), TextColumn("{task.description}")]
+    with Progress(*columns, console=err, disable=total < 2 or not err.is_terminal, transient=True) as progress:
+        task = progress.add_task("", total=total)
+        for name, reason in results:
             if reason == "skipped":
                 outcome.skipped += 1
             elif reason:
-                outcome.failed.append((job.name, reason))
-                err.print(f"dequant: {job.name}: {reason}", markup=False)
+                outcome.failed.append((name, reason))
+                err.print(f"dequant: {name}: {reason}", markup=False)
             else:
                 outcome.done += 1
-            progress.advance(task)
+            progress.update(task, advance=1, description=name)
     summary = f"{verb} {outcome.done}, skipped {outcome.skipped}, failed {len(outcome.failed)} in {time.monotonic() - started:.1f} s"
     err.print(summary, markup=False)
     return outcome
 
 
-def _run_one(job: Job, process, skip_existing: bool, overwrite: bool) -> str | None:
+def run_job(job: Job, process, skip_existing: bool, overwrite: bool) -> str | None:
     """None on success, "skipped", or the reason the job failed."""
     target = job.target
     if target is not None and target.exists():

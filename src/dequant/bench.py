@@ -165,7 +165,7 @@ def as_dicts(records: list[Record]) -> list[dict]:
     return [asdict(r) for r in records]
 
 
-def _cell(value, digits):
+def cell(value, digits) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -178,7 +178,7 @@ def markdown(records: list[Record], command: str) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
-        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {r.quality} | {_cell(r.psnr, 2)} | "
-                     f"{_cell(r.ssim, 4)} | {_cell(r.psnrb, 2)} | {_cell(r.lpips, 4)} | "
-                     f"{_cell(r.seconds_per_image, 3)} | {_cell(r.megapixels_per_second, 2)} |")
+        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {r.quality} | {cell(r.psnr, 2)} | "
+                     f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | "
+                     f"{cell(r.seconds_per_image, 3)} | {cell(r.megapixels_per_second, 2)} |")
     return "\n".join(lines) + "\n"

@@ -32,28 +32,6 @@ def _root(
     pass
 
 
-@app.command()
-def train(
-    arch: Annotated[str, typer.Option(help="Generator architecture.")] = "qunet",
-    data: Annotated[list[Path], typer.Option(help="Folder(s) of clean training images.")] = ...,
-    val: Annotated[list[Path], typer.Option(help="Folder(s) of validation images (checkpoint choice).")] = ...,
-    out: Annotated[Path, typer.Option(help="Run directory: checkpoints, logs, exported model.")] = ...,
-    steps: Annotated[Optional[int], typer.Option(help="Training steps (overrides the config).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
-    config: Annotated[Optional[Path], typer.Option(help="TOML file of TrainConfig settings.")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a setting: key=value (TOML value).")] = [],
-):
-    """Train a generator on clean images compressed on the fly."""
-    from dequant import train as training
-
-    overrides = [f"arch={arch!r}".replace("'", '"'), *set_] + ([f"steps={steps}"] if steps else [])
-    try:
-        cfg = training.load_config(config, overrides)
-    except (ValueError, OSError) as error:
-        raise typer.BadParameter(str(error)) from None
-    training.train(cfg, data, val, out, resume, training.command_line())
-
-
 Inputs = Annotated[list[str], typer.Argument(help="Image files or folders; - reads standard input.", show_default=False)]
 Output = Annotated[str, typer.Option("--output", "-o", help="Output file, folder, or - for standard output.", show_default=False)]
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, mirroring the tree.")]
@@ -71,6 +49,31 @@ def finish(outcome):
     raise typer.Exit(1 if outcome.failed else 0)
 
 
+@app.command()
+def train(
+    arch: Annotated[Optional[str], typer.Option(help="Generator architecture (default: the config's, qunet).")] = None,
+    data: Annotated[list[Path], typer.Option(help="Folder(s) of clean training images.")] = ...,
+    val: Annotated[list[Path], typer.Option(help="Folder(s) of validation images (checkpoint choice).")] = ...,
+    out: Annotated[Path, typer.Option(help="Run directory: checkpoints, logs, exported model.")] = ...,
+    steps: Annotated[Optional[int], typer.Option(help="Training steps (overrides the config).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help="TOML file of TrainConfig settings.")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a setting: key=value (TOML value).")] = [],
+):
+    """Train a generator on clean images compressed on the fly."""
+    from dequant import train as training
+
+    overrides = ([f'arch="{arch}"'] if arch else []) + set_ + ([f"steps={steps}"] if steps else [])
+    missing = [str(p) for p in [*data, *val] if not p.exists()]
+    if missing:
+        fail_usage(f"no such data folder: {', '.join(missing)}")
+    try:
+        cfg = training.load_config(config, overrides)
+        training.train(cfg, data, val, out, resume, training.command_line())
+    except (ValueError, OSError) as error:  # bad settings, or no usable images
+        fail_usage(str(error))
+
+
 def restore(
     inputs: Inputs,
     output: Output,
@@ -86,13 +89,17 @@ def restore(
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Clean original of a single input: report the PSNR gain.")] = None,
     shard: Annotated[Optional[str], typer.Option(help="Process only shard i/N of the sorted inputs (e.g. a Slurm array task).")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Run the batch on Ray Data (pip install 'dequant[ray]').")] = False,
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: start one locally).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Ray actors, one model each.")] = 2,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, help="GPUs per Ray actor.")] = 0,
 ):
     """Restore JPEG-compressed images (alias: dequantize)."""
     if format is not None and format not in FORMAT_CHOICES:
         fail_usage(f"--format must be one of {', '.join(FORMAT_CHOICES)}")
     if precision not in ("fp32", "fp16", "bf16") or device not in ("auto", "cpu", "cuda", "mps"):
         fail_usage("--precision takes fp32|fp16|bf16 and --device auto|cpu|cuda|mps")
-    from dequant import batch, images, registry, weights
+    from dequant import batch, images, raybatch, registry, weights
     from dequant.restore import Restorer, Settings
 
     try:
@@ -100,14 +107,22 @@ def restore(
         jobs = batch.plan(inputs, output, recursive=recursive, extension="." + fmt.lower().replace("jpeg", "jpg"))
         if shard:
             jobs = batch.shard(jobs, *batch.parse_shard(shard))
-        generator, _ = weights.load_model(model, registry.load())
-        restorer = Restorer(generator, Settings(device, precision, tile, overlap, quality))
+        if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
+            raise batch.UsageError("--reference takes a single input file and output file")
+        settings = Settings(device, precision, tile, overlap, quality)
+        generator, _ = weights.load_model(model, registry.load())  # with --ray too: a bad model fails here
+        if ray:
+            raybatch.check(jobs)
+        else:
+            restorer = Restorer(generator, settings)
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
-    if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
-        fail_usage("--reference takes a single input file and output file")
-    outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
-                        skip_existing=skip_existing, overwrite=overwrite)
+    if ray:
+        outcome = raybatch.run(jobs, model=model, settings=settings, format=fmt, skip_existing=skip_existing,
+                               overwrite=overwrite, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
+    else:
+        outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
+                            skip_existing=skip_existing, overwrite=overwrite)
     if reference is not None and not outcome.failed:
         report_gain(jobs[0], reference)
     finish(outcome)
@@ -249,19 +264,20 @@ def show_bench_table(records, data):
     from rich.console import Console
     from rich.table import Table
 
+    from dequant.bench import cell
+
     sets = list(dict.fromkeys(r.data for r in records))
     table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
     rows = {}
     for r in records:
         rows.setdefault((r.model, r.quality), {})[r.data] = r
-    fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"
     for (name, q), by_set in rows.items():
         cells = []
         for s in sets:
             r = by_set.get(s)
-            cells += [fmt(r.psnr, 2), fmt(r.ssim, 4), fmt(r.psnrb, 2), fmt(r.lpips, 4)] if r else ["-"] * 4
+            cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4)] if r else ["-"] * 4
         speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
-        table.add_row(name, str(q), *cells, fmt(sum(speed) / len(speed), 2) if speed else "-")
+        table.add_row(name, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
     console = Console()
     if not console.is_terminal:  # a file or a pipe: never squeeze the figures into 80 columns
         console = Console(width=400)

@@ -19,6 +19,7 @@ class Settings:
     tile: int | None = None  # pixels per tile side; 0 = whole image; None = from free memory
     overlap: int = 48  # context around each tile, enough for seamless stitching
     quality: int | None = None  # force the JPEG quality instead of reading or estimating it
+    threads: int = 0  # CPU threads; 0 = every core (or OMP_NUM_THREADS when set)
 
 
 def pick_device(name: str) -> torch.device:
@@ -68,8 +69,8 @@ class Restorer:
         self.dtype = PRECISIONS[settings.precision]
         if self.dtype != torch.float32 and self.device.type == "cpu":
             raise ValueError(f"--precision {settings.precision} needs a GPU; use fp32 on the CPU")
-        if self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(os.cpu_count() or 1)
+        if settings.threads or (self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS")):
+            torch.set_num_threads(settings.threads or os.cpu_count() or 1)
         self.model = model.to(self.device, self.dtype).eval()
         self.tile = settings.tile if settings.tile is not None else auto_tile(self.device)
 

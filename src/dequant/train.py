@@ -224,6 +224,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         disc = DistributedDataParallel(disc) if disc is not None else None
 
     images = data.load_rgb(data.find_images(data_dirs), min_size=cfg.crop)
+    if not images:
+        raise ValueError(f"no training images of at least {cfg.crop}x{cfg.crop} pixels in {', '.join(map(str, data_dirs))}")
     degradation = data.Degradation(cfg.quality_min, cfg.quality_max, cfg.gray_fraction, cfg.full_chroma_fraction,
                                    cfg.qualities)
     crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank)
