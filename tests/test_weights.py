@@ -117,3 +117,10 @@ def test_pickles_are_never_executed(tmp_path):
     assert weights.build_and_load("qunet", TINY, plain) is not None
     with pytest.raises(weights.WeightsError, match="arch"):
         weights.load_file_model(plain)  # a bare .pth cannot say what it is
+
+
+def test_a_corrupt_weight_file_is_one_line(cli, tmp_path, sample):
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    code, _, err = cli("restore", sample, "-o", tmp_path / "a.png", "--model", broken)
+    assert code == 2 and "safetensors" in err and "Traceback" not in err

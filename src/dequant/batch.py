@@ -7,6 +7,7 @@ when asked; write atomically; one line per failure; a one-line summary.
 
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from dequant import images
-from dequant.data import IMAGE_SUFFIXES
+from dequant.images import IMAGE_SUFFIXES
 
 STDIO = "-"
 
@@ -61,8 +62,7 @@ def plan(inputs: list[str], output: str, *, recursive: bool, extension: str) -> 
                 jobs.append(Job(source, Path(output) / source.relative_to(given).with_suffix(extension)))
         else:  # a missing file is a bad input, reported when its turn comes
             jobs.append(Job(given, Path(output) / given.with_suffix(extension).name))
-    targets = [j.target for j in jobs]
-    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    clashes = sorted(str(t) for t, n in Counter(j.target for j in jobs).items() if n > 1)
     if clashes:
         raise UsageError(f"several inputs would write the same output: {', '.join(clashes[:3])}")
     return jobs

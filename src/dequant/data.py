@@ -12,8 +12,7 @@ import torch
 from PIL import Image
 
 from dequant import jpeg
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+from dequant.images import IMAGE_SUFFIXES
 
 
 def find_images(folders) -> list[Path]:

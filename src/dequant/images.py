@@ -17,6 +17,7 @@ from PIL import Image, ImageCms
 
 from dequant import jpeg
 
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 FORMATS = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP", "tif": "TIFF", "tiff": "TIFF"}
 
 
@@ -95,8 +96,7 @@ def to_pil(picture: Picture, format: str) -> Image.Image:
     if picture.alpha is not None:
         if format == "JPEG":
             raise ImageError("JPEG cannot store the alpha channel; write png, webp or tif instead")
-        alpha = picture.alpha if picture.alpha.dtype == np.uint8 else (picture.alpha >> 8).astype(np.uint8)
-        image.putalpha(Image.fromarray(alpha))
+        image.putalpha(Image.fromarray(picture.alpha))  # Pillow's alpha bands are 8-bit
     return image
 
 

@@ -15,6 +15,9 @@ from safetensors.torch import load_file, save_file
 from dequant import archs
 
 
+BUNDLED = Path(__file__).parent / "bundled"  # weight files shipped inside the package
+
+
 class WeightsError(Exception):
     """A weight file that cannot be used: missing, tampered, unsafe or unknown."""
 
@@ -41,14 +44,18 @@ def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
 
 
 def read_metadata(path: Path) -> dict[str, str]:
-    with safe_open(path, framework="pt") as f:
-        return f.metadata() or {}
+    try:
+        with safe_open(path, framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as error:  # a truncated or foreign file: one line, not a traceback
+        raise WeightsError(f"{path}: not a readable safetensors file ({error})") from None
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:
     """Tensors from safetensors, or from a .pt/.pth with weights_only=True (never unpickles code)."""
     path = Path(path)
     if path.suffix == ".safetensors":
+        read_metadata(path)  # checks the header before tensors are read
         return load_file(path)
     if path.suffix in {".pt", ".pth"}:
         try:
@@ -75,9 +82,6 @@ def load_file_model(path: Path) -> torch.nn.Module:
     if "arch" not in meta:
         raise WeightsError(f"{path}: no 'arch' in its metadata; register it in weights.toml with its arch")
     return build_and_load(meta["arch"], json.loads(meta.get("config", "{}")), path)
-
-
-BUNDLED = Path(__file__).parent / "bundled"  # weight files shipped inside the package
 
 
 def verified(path: Path, expected: str) -> Path:
