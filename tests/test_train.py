@@ -65,8 +65,8 @@ def test_trains_exports_and_restores(folders, tmp_path, arch, settings):
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path):
     settings = (TINY_ARCH["qunet"], "adversarial=0.01", 'discriminator="subpatch"', "ema_decay=0.5",
-                "checkpoint_every=1", "log_every=1")
-    steps = 30
+                "checkpoint_every=1", "log_every=1", "val_every=5")
+    steps = 20
     subprocess.run(train_command(folders, tmp_path / "straight", *settings, steps=steps), check=True,
                    capture_output=True, timeout=300)
 

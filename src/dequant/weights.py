@@ -32,7 +32,8 @@ def sha256(path: Path) -> str:
 
 def toml_inline(config: dict) -> str:
     """A flat dict of numbers and lists as a TOML inline table."""
-    return "{ " + ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in config.items()) + " }"
+    items = ", ".join(f"{k} = {json.dumps(list(v) if isinstance(v, tuple) else v)}" for k, v in config.items())
+    return "{ " + items + " }" if items else "{}"
 
 
 def save(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> None:
