@@ -45,6 +45,14 @@ def fail_usage(message: str):
     raise typer.Exit(2)
 
 
+def command_line() -> str:
+    """This invocation, quoted so it can be pasted back: recorded beside trained weights and bench tables."""
+    import shlex
+    import sys
+
+    return shlex.join(["dequant", *sys.argv[1:]])
+
+
 def finish(outcome):
     raise typer.Exit(1 if outcome.failed else 0)
 
@@ -69,7 +77,7 @@ def train(
         fail_usage(f"no such data folder: {', '.join(missing)}")
     try:
         cfg = training.load_config(config, overrides)
-        training.train(cfg, data, val, out, resume, training.command_line())
+        training.train(cfg, data, val, out, resume, command_line())
     except (ValueError, OSError) as error:  # bad settings, or no usable images
         fail_usage(str(error))
 
@@ -252,11 +260,10 @@ def bench(
         records = benchmark.run(models, data, qualities, gray=gray, wanted=wanted, limit=limit,
                                 settings=Settings(device=device, tile=tile), lpips=lpips, load_model=load, progress=progress)
     show_bench_table(records, data)
-    command = "dequant " + " ".join(__import__("sys").argv[1:])
     if json_file:
         json_file.write_text(json.dumps(benchmark.as_dicts(records), indent=2) + "\n")
     if markdown_file:
-        markdown_file.write_text(benchmark.markdown(records, command))
+        markdown_file.write_text(benchmark.markdown(records, command_line()))
 
 
 def show_bench_table(records, data):

@@ -13,8 +13,6 @@ import copy
 import json
 import math
 import os
-import shlex
-import sys
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -24,6 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from PIL import Image
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
@@ -142,7 +141,7 @@ def validation_set(folders, cfg: TrainConfig):
     pairs = []
     for clean in data.load_rgb(files):
         for quality in cfg.val_qualities:
-            compressed = jpeg.degrade(data.Image.fromarray(clean), quality)
+            compressed = jpeg.degrade(Image.fromarray(clean), quality)
             pairs.append((data.to_tensor(np.asarray(compressed))[None], data.to_tensor(clean)[None], quality))
     return pairs
 
@@ -311,7 +310,3 @@ def registry_entry(path: Path, cfg: TrainConfig, command: str) -> str:
         f"[models.{name}.training]\ncommand = {json.dumps(command)}\nsteps = {meta['steps']}\n"
         f"val_psnr = {meta['val_psnr']}\n"
     )
-
-
-def command_line() -> str:
-    return shlex.join(["dequant", *sys.argv[1:]])
