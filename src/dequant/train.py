@@ -37,6 +37,7 @@ class TrainConfig:
     arch: str = "qunet"
     arch_config: dict = field(default_factory=dict)  # the architecture's keyword arguments
     seed: int = 0  # initial weights and every batch follow from it
+    init: str = ""  # start the generator from these weights (a .safetensors file), as SRGAN starts from SRResNet
     steps: int = 6000
     batch: int = 16  # per process
     crop: int = 128  # pixels, a multiple of 16; bigger crops give the bottleneck whole-block context
@@ -135,6 +136,14 @@ class ContentLoss(torch.nn.Module):
         return terms
 
 
+def generate(generator, compressed, quality, clean):
+    """The restored batch and any loss terms the generator adds itself: CED trains its classifier
+    by cross-entropy against the clean image, and its decoder on the clean image's coefficients."""
+    if getattr(unwrap(generator), "needs_target", False):
+        return generator(compressed, quality, target=clean)
+    return generator(compressed, quality), {}
+
+
 def validation_set(folders, cfg: TrainConfig):
     """(compressed, clean, quality) for the first images of --val at each val quality."""
     files = data.find_images(folders)[: cfg.val_images]
@@ -199,6 +208,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     # Networks and optimizers. The generator is built first, so its initial weights depend on the seed only.
     torch.manual_seed(cfg.seed)
     generator = archs.build(cfg.arch, cfg.arch_config).to(device)
+    if cfg.init:
+        generator.load_state_dict(weights.load_state(Path(cfg.init)))
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
@@ -244,7 +255,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
             for group in (opt.param_groups if opt else []):
                 group["lr"] = learning_rate(cfg, step, peak)
-        restored = generator(compressed, quality)
+        restored, own_terms = generate(generator, compressed, quality, clean)
         gan = gan_phase(cfg, step)
 
         if gan:  # discriminator step: real crops against the generator's (detached) output
@@ -254,7 +265,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             d_loss.backward()
             d_opt.step()
 
-        terms = content(restored, clean)  # generator step
+        terms = {**content(restored, clean), **own_terms}  # generator step
         if gan:
             terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, disc(restored, compressed))
         loss = sum(terms.values())
@@ -265,6 +276,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             with torch.no_grad():
                 for average, current in zip(ema.parameters(), unwrap(generator).parameters()):
                     average.lerp_(current, 1 - cfg.ema_decay)
+                for kept, current in zip(ema.buffers(), unwrap(generator).buffers()):
+                    kept.copy_(current)  # batch-norm statistics and CED's bins are not averaged
         step += 1
 
         shown = "  ".join(f"{k} {v.item():.4f}" for k, v in terms.items()) + (f"  d {d_loss.item():.4f}" if gan else "")

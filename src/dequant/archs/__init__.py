@@ -5,10 +5,20 @@
 
 from torch import nn
 
+from dequant.archs.arcnn_plus import ArcnnPlus
+from dequant.archs.ced import CED
+from dequant.archs.dequantizernet import DequantizerNet
+from dequant.archs.galteri import Galteri
+from dequant.archs.hourglass import HourglassUNet
 from dequant.archs.qunet import QUNet
 
 ARCHS: dict[str, type[nn.Module]] = {
     "qunet": QUNet,
+    "hourglass": HourglassUNet,
+    "dequantizernet": DequantizerNet,
+    "arcnn-plus": ArcnnPlus,
+    "galteri": Galteri,
+    "ced": CED,
 }
 
 

@@ -1,0 +1,33 @@
+"""ARCNN+ (Huang & Tseng): Fast-ARCNN rebuilt from three "Conv Units".
+
+Conv Unit: 3x3 conv -> 1x1 conv -> PReLU -> 3x3 conv -> PReLU. After three
+units: 1x1 conv, 5x5 conv, PReLU. All at full resolution, trained with MSE.
+"""
+
+import torch
+from torch import nn
+
+from dequant.archs.common import pad_to, start_as_identity
+
+
+def conv_unit(cin: int, width: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, width, 3, padding=1), nn.Conv2d(width, width, 1), nn.PReLU(width),
+                         nn.Conv2d(width, width, 3, padding=1), nn.PReLU(width))
+
+
+class ArcnnPlus(nn.Module):
+    size_multiple = 1
+    uses_quality = False
+
+    def __init__(self, *, channels: int = 3, width: int = 32, residual: bool = True):
+        super().__init__()
+        self.residual = residual
+        self.net = nn.Sequential(conv_unit(channels, width), conv_unit(width, width), conv_unit(width, width),
+                                 nn.Conv2d(width, width, 1), nn.Conv2d(width, channels, 5, padding=2),
+                                 nn.PReLU(channels))
+        if residual:
+            start_as_identity(self.net[-2])
+
+    def forward(self, image: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.net(pad_to(image, self.size_multiple))
+        return image + out if self.residual else out

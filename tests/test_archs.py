@@ -1,0 +1,53 @@
+"""The paper generators: any image size in and out, identity before training, CED's bins, the shipped configs."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from dequant import archs, train
+from dequant.archs import ced
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("name", sorted(archs.ARCHS))
+def test_any_size_comes_back_the_same_size(name):
+    model = archs.build(name, {}).eval()
+    for height, width in ((1, 1), (17, 33), (64, 40)):
+        image = torch.rand(2, 3, height, width)
+        with torch.inference_mode():
+            out = model(image, torch.tensor([10.0, 50.0]))
+        assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", sorted(archs.ARCHS))
+def test_untrained_residual_generator_is_the_identity(name):
+    image = torch.rand(1, 3, 40, 56)
+    with torch.inference_mode():
+        out = archs.build(name, {}).eval()(image, torch.tensor([30.0]))
+    assert torch.allclose(out, image, atol=1e-5)
+
+
+def test_dct_filters_are_orthonormal():
+    basis = ced.dct_filters().flatten(1)
+    assert torch.allclose(basis @ basis.T, torch.eye(16), atol=1e-5)
+
+
+def test_ced_bins_split_coefficients_into_equal_classes():
+    torch.manual_seed(0)
+    model = archs.build("ced", {"widths": [8, 8]}).train()
+    clean = torch.rand(8, 3, 64, 64)
+    _, terms = model(clean + 0.05 * torch.randn_like(clean), torch.full((8,), 10.0), target=clean)
+    assert bool(model.bins_fitted) and terms["ce"] > 0
+    labels = model.classes_of(ced.frequencies(clean, model.filters))
+    shares = torch.bincount(labels[:, 1:].flatten(), minlength=ced.CLASSES).float() / labels[:, 1:].numel()
+    assert torch.allclose(shares, torch.full_like(shares, 1 / ced.CLASSES), atol=0.01)
+    assert (model.edges[:, 1:] >= model.edges[:, :-1]).all()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_training_configs_load_and_build(path):
+    cfg = train.load_config(path, [])
+    model = archs.build(cfg.arch, cfg.arch_config)
+    assert sum(p.numel() for p in model.parameters()) <= 4_000_000
