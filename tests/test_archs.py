@@ -22,11 +22,12 @@ def test_any_size_comes_back_the_same_size(name):
 
 
 @pytest.mark.parametrize("name", sorted(archs.ARCHS))
-def test_untrained_residual_generator_is_the_identity(name):
+def test_untrained_residual_generator_starts_at_the_identity(name):
     image = torch.rand(1, 3, 40, 56)
     with torch.inference_mode():
         out = archs.build(name, {}).eval()(image, torch.tensor([30.0]))
-    assert torch.allclose(out, image, atol=1e-5)
+    # arcnn-plus starts near it (a small random last layer; a zero one would never learn there)
+    assert (out - image).abs().mean() < (0.02 if name == "arcnn-plus" else 1e-6)
 
 
 def test_dct_filters_are_orthonormal():

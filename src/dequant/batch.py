@@ -5,6 +5,8 @@ picture. Rules: never overwrite an input; overwrite an existing output only
 when asked; write atomically; one line per failure; a one-line summary.
 """
 
+import errno
+import shutil
 import sys
 import time
 from collections import Counter
@@ -23,6 +25,12 @@ STDIO = "-"
 
 class UsageError(Exception):
     """The command line itself is wrong (exit code 2)."""
+
+
+# Failures where the machine ran short, not the input (exit code 3). Reasons are plain strings, so
+# they keep their meaning when they come back from Ray workers.
+OUT_OF_MEMORY, NO_ROOM = "out of memory", "no room for the output"
+DISK_MARGIN = 16 * 2**20  # leave this much free beside each output, for the file system's own needs
 
 
 @dataclass(frozen=True)
@@ -91,12 +99,18 @@ class Outcome:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    short: bool = False  # some job failed for lack of memory or disk
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 1 some input failed; 3 the machine ran short of memory or disk."""
+        return 3 if self.short else 1 if self.failed else 0
 
 
 def run(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
-        skip_existing: bool = False, overwrite: bool = False) -> Outcome:
+        skip_existing: bool = False, overwrite: bool = False, max_pixels: int = images.MAX_PIXELS) -> Outcome:
     """Run every job in this process; a failure is reported in one line and the batch goes on."""
-    results = ((job.name, run_job(job, process, skip_existing, overwrite)) for job in jobs)
+    results = ((job.name, run_job(job, process, skip_existing, overwrite, max_pixels)) for job in jobs)
     return report(results, len(jobs), verb)
 
 
@@ -113,6 +127,7 @@ def report(results: Iterable[tuple[str, str | None]], total: int, verb: str) -> 
                 outcome.skipped += 1
             elif reason:
                 outcome.failed.append((name, reason))
+                outcome.short |= reason.startswith((OUT_OF_MEMORY, NO_ROOM))
                 err.print(f"dequant: {name}: {reason}", markup=False)
             else:
                 outcome.done += 1
@@ -122,7 +137,7 @@ def report(results: Iterable[tuple[str, str | None]], total: int, verb: str) -> 
     return outcome
 
 
-def run_job(job: Job, process, skip_existing: bool, overwrite: bool) -> str | None:
+def run_job(job: Job, process, skip_existing: bool, overwrite: bool, max_pixels: int = images.MAX_PIXELS) -> str | None:
     """None on success, "skipped", or the reason the job failed."""
     target = job.target
     if target is not None and target.exists():
@@ -136,14 +151,27 @@ def run_job(job: Job, process, skip_existing: bool, overwrite: bool) -> str | No
         source = sys.stdin.buffer.read() if job.source is None else job.source
         if job.source is not None and not job.source.is_file():
             return "no such file"
-        payload = process(images.read(source))
+        payload = process(images.read(source, max_pixels))
         if target is None:
             sys.stdout.buffer.write(payload)
             sys.stdout.buffer.flush()
         else:
-            images.write_atomic(target, payload)
-    except (images.ImageError, ValueError, OSError) as error:
+            write_output(target, payload)
+    except (images.ImageError, ValueError) as error:
         return str(error)
-    except MemoryError:
-        return "out of memory (try a smaller --tile)"
+    except MemoryError as error:
+        return f"{OUT_OF_MEMORY}{f' ({error})' if str(error) else ''}"
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            return f"{NO_ROOM}: {error.strerror} (nothing was written)"
+        return str(error)
     return None
+
+
+def write_output(target: Path, payload: bytes) -> None:
+    """Check the free space first, then write atomically: a full disk never gets a half file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(target.parent).free
+    if free < len(payload) + DISK_MARGIN:
+        raise OSError(errno.ENOSPC, f"{len(payload) / 2**20:.1f} MB to write, {free / 2**20:.1f} MB free on the disk")
+    images.write_atomic(target, payload)

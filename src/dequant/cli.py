@@ -37,6 +37,7 @@ Output = Annotated[str, typer.Option("--output", "-o", help="Output file, folder
 Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders, mirroring the tree.")]
 SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exist alone (resumes a batch).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
+MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
 
 
@@ -54,7 +55,7 @@ def command_line() -> str:
 
 
 def finish(outcome):
-    raise typer.Exit(1 if outcome.failed else 0)
+    raise typer.Exit(outcome.exit_code)
 
 
 @app.command()
@@ -89,6 +90,7 @@ def restore(
     recursive: Recursive = False,
     skip_existing: SkipExisting = False,
     overwrite: Overwrite = False,
+    max_megapixels: MaxMegapixels = 100,
     model: Annotated[Optional[str], typer.Option(help="Registry name, weight file, or hf://org/repo/file.safetensors[@rev].")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32|fp16|bf16 (half precisions on a GPU).")] = "fp32",
@@ -127,10 +129,11 @@ def restore(
         fail_usage(str(error))
     if ray:
         outcome = raybatch.run(jobs, model=model, settings=settings, format=fmt, skip_existing=skip_existing,
-                               overwrite=overwrite, address=ray_address, workers=workers, gpus_per_worker=gpus_per_worker)
+                               overwrite=overwrite, max_pixels=int(max_megapixels * 1e6), address=ray_address,
+                               workers=workers, gpus_per_worker=gpus_per_worker)
     else:
         outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
-                            skip_existing=skip_existing, overwrite=overwrite)
+                            skip_existing=skip_existing, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6))
     if reference is not None and not outcome.failed:
         report_gain(jobs[0], reference)
     finish(outcome)
@@ -166,6 +169,7 @@ def quantize(
     recursive: Recursive = False,
     skip_existing: SkipExisting = False,
     overwrite: Overwrite = False,
+    max_megapixels: MaxMegapixels = 100,
 ):
     """Compress images to JPEG with libjpeg: the degradation dequant undoes."""
     if subsampling not in ("4:2:0", "4:4:4"):
@@ -181,7 +185,8 @@ def quantize(
     def compress(picture):
         return images.encode(images.grayscale(picture) if gray else picture, "JPEG", quality=quality, subsampling=subsampling)
 
-    finish(batch.run(jobs, compress, verb="quantized", skip_existing=skip_existing, overwrite=overwrite))
+    finish(batch.run(jobs, compress, verb="quantized", skip_existing=skip_existing, overwrite=overwrite,
+                     max_pixels=int(max_megapixels * 1e6)))
 
 
 @app.command()

@@ -14,20 +14,20 @@ class RestoreActor:
     """A Ray Data actor: builds the generator once, then restores the files of each batch."""
 
     def __init__(self, *, model: str | None, registry_path: str, settings: dict, format: str,
-                 skip_existing: bool, overwrite: bool):
+                 skip_existing: bool, overwrite: bool, max_pixels: int):
         from dequant import images, registry, weights
         from dequant.restore import Restorer, Settings
 
         generator, _ = weights.load_model(model, registry.load(Path(registry_path)))
         restorer = Restorer(generator, Settings(**settings))
         self.process = lambda picture: images.encode(restorer(picture), format)
-        self.skip_existing, self.overwrite = skip_existing, overwrite
+        self.skip_existing, self.overwrite, self.max_pixels = skip_existing, overwrite, max_pixels
 
     def __call__(self, rows: dict) -> dict:
         reasons = []
         for source, target in zip(rows["source"], rows["target"]):
             job = batch.Job(Path(source), Path(target))
-            reasons.append(batch.run_job(job, self.process, self.skip_existing, self.overwrite) or "")
+            reasons.append(batch.run_job(job, self.process, self.skip_existing, self.overwrite, self.max_pixels) or "")
         return {"source": list(rows["source"]), "reason": reasons}
 
 
@@ -42,7 +42,7 @@ def check(jobs: list[batch.Job]) -> None:
 
 
 def run(jobs: list[batch.Job], *, model: str | None, settings, format: str, skip_existing: bool, overwrite: bool,
-        address: str | None, workers: int, gpus_per_worker: float) -> batch.Outcome:
+        max_pixels: int, address: str | None, workers: int, gpus_per_worker: float) -> batch.Outcome:
     from dataclasses import asdict
 
     import ray
@@ -58,7 +58,8 @@ def run(jobs: list[batch.Job], *, model: str | None, settings, format: str, skip
     restored = rows.map_batches(
         RestoreActor, batch_size=1, concurrency=workers, num_cpus=cpus, num_gpus=gpus_per_worker or None,
         fn_constructor_kwargs={"model": model, "registry_path": str(registry.registry_path()), "settings": settings,
-                               "format": format, "skip_existing": skip_existing, "overwrite": overwrite},
+                               "format": format, "skip_existing": skip_existing, "overwrite": overwrite,
+                               "max_pixels": max_pixels},
     )
     results = ((row["source"], row["reason"] or None) for row in restored.iter_rows())
     return batch.report(results, len(jobs), "restored")

@@ -86,9 +86,11 @@ class CED(nn.Module):
     uses_quality = False
     needs_target = True  # training passes the clean image: true coefficients for D, labels for C
 
-    def __init__(self, *, widths: tuple = (32, 64), stages: int = 2, residual: bool = True):
+    def __init__(self, *, widths: tuple = (32, 64), stages: int = 2, estimate: str = "argmax", residual: bool = True):
         super().__init__()
-        self.residual = residual
+        if estimate not in ("argmax", "mean"):
+            raise ValueError("estimate takes argmax (the paper's) or mean (the expected coefficient)")
+        self.estimate, self.residual = estimate, residual
         w1, w2 = widths
         self.classifier = Classifier(widths, stages)
         self.encoder = extractor(widths)
@@ -119,10 +121,18 @@ class CED(nn.Module):
     def classes_of(self, coefficients: torch.Tensor) -> torch.Tensor:
         return (coefficients[:, :, None] > self.edges[None, :, :, None, None]).sum(2)
 
-    def decode(self, image: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
-        """Decoder input: E's features and the classes' coefficient values, normalised per channel."""
-        values = torch.gather(self.centers[None, :, :, None, None].expand(*classes.shape[:2], -1, *classes.shape[2:]),
-                              2, classes[:, :, None]).squeeze(2)
+    def values_of(self, classes: torch.Tensor) -> torch.Tensor:
+        """The paper's mapping M: each class stands for its bin's median."""
+        return self.centers.T[classes, torch.arange(CHANNELS, device=classes.device)[:, None, None]]
+
+    def estimated_values(self, logits: torch.Tensor) -> torch.Tensor:
+        """M(argmax p), as in the paper, or the expected value under p, which hedges where C is unsure."""
+        if self.estimate == "argmax":
+            return self.values_of(logits.argmax(1))
+        return torch.einsum("bkchw,ck->bchw", F.softmax(logits, dim=1), self.centers)
+
+    def decode(self, image: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """Decoder input: E's features and the coefficient map, normalised per channel."""
         out = self.decoder(torch.cat([self.encoder(image * 2 - 1), values / self.scale[None, :, None, None]], dim=1))
         return image + out if self.residual else out
 
@@ -132,10 +142,10 @@ class CED(nn.Module):
         x = pad_to(image, self.size_multiple)
         stages = self.classifier(x)
         if target is None:
-            return self.decode(x, stages[-1].argmax(1))[..., :height, :width]
+            return self.decode(x, self.estimated_values(stages[-1]))[..., :height, :width]
         truth = frequencies(pad_to(target, self.size_multiple), self.filters)
         if not self.bins_fitted:
             self.fit_bins(truth)
         labels = self.classes_of(truth)
         cross_entropy = sum(F.cross_entropy(logits, labels) for logits in stages) / len(stages)
-        return self.decode(x, labels)[..., :height, :width], {"ce": cross_entropy}
+        return self.decode(x, self.values_of(labels))[..., :height, :width], {"ce": cross_entropy}
