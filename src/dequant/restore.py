@@ -72,7 +72,9 @@ class Restorer:
             raise ValueError(f"--precision {settings.precision} needs a GPU; use fp32 on the CPU")
         if settings.threads or (self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS")):
             torch.set_num_threads(settings.threads or os.cpu_count() or 1)
-        self.model = model.to(self.device, self.dtype).eval()
+        # Channels-last convolutions: 1.2-2.2x faster on the CPU for our generators (measured on a
+        # 481x321 image), outputs within 1/255 of the default layout.
+        self.model = model.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
         self.tile = settings.tile if settings.tile is not None else auto_tile(self.device)
 
     def quality_of(self, picture: Picture) -> int:
@@ -93,7 +95,7 @@ class Restorer:
 
         def run(tiles: torch.Tensor) -> torch.Tensor:
             q = torch.full((tiles.shape[0],), quality, device=self.device)
-            out = self.model(tiles.to(self.device, self.dtype), q)
+            out = self.model(tiles.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last), q)
             return out.float().clamp(0, 1).cpu()
 
         restored = self.run_with_smaller_tiles_on_oom(run, image)

@@ -86,11 +86,14 @@ class CED(nn.Module):
     uses_quality = False
     needs_target = True  # training passes the clean image: true coefficients for D, labels for C
 
-    def __init__(self, *, widths: tuple = (32, 64), stages: int = 2, estimate: str = "argmax", residual: bool = True):
+    def __init__(self, *, widths: tuple = (32, 64), stages: int = 2, estimate: str = "argmax",
+                 truth_share: float = 1.0, residual: bool = True):
         super().__init__()
         if estimate not in ("argmax", "mean"):
             raise ValueError("estimate takes argmax (the paper's) or mean (the expected coefficient)")
-        self.estimate, self.residual = estimate, residual
+        # truth_share: the share of training crops whose decoder sees the true coefficients (1 = the
+        # paper's CED-GT); the others see the classifier's estimate, as at test time (CED-EST).
+        self.estimate, self.truth_share, self.residual = estimate, truth_share, residual
         w1, w2 = widths
         self.classifier = Classifier(widths, stages)
         self.encoder = extractor(widths)
@@ -148,4 +151,9 @@ class CED(nn.Module):
             self.fit_bins(truth)
         labels = self.classes_of(truth)
         cross_entropy = sum(F.cross_entropy(logits, labels) for logits in stages) / len(stages)
-        return self.decode(x, self.values_of(labels))[..., :height, :width], {"ce": cross_entropy}
+        values = self.values_of(labels)
+        if self.truth_share < 1:
+            estimated = self.estimated_values(stages[-1].detach())  # the decoder's loss never trains C
+            use_truth = torch.rand(len(values), 1, 1, 1, device=values.device) < self.truth_share
+            values = torch.where(use_truth, values, estimated)
+        return self.decode(x, values)[..., :height, :width], {"ce": cross_entropy}
