@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dequant import archs, data, jpeg, losses, weights
 from dequant.archs.discriminators import DISCRIMINATORS
-from dequant.metrics import psnr
+from dequant.metrics import LPIPS, psnr
 
 
 @dataclass
@@ -70,6 +70,7 @@ class TrainConfig:
     val_every: int = 250
     val_images: int = 16  # first N images of --val, each at every val quality
     val_qualities: tuple = (10, 30, 60)
+    select: str = "psnr"  # the exported checkpoint: highest val PSNR, or lowest val LPIPS ("lpips", for GANs)
     checkpoint_every: int = 250
     log_every: int = 50  # a log line every N steps when the output is not a terminal
     workers: int = 0  # DataLoader workers; batches are cheap next to a step on two cores
@@ -97,7 +98,7 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
             raise ValueError(f"setting {key} wants {type(default).__name__}, got {value!r}")
     cfg = TrainConfig(**values)
     for choice, allowed in (("adversarial_form", ("bce", "logfree", "hinge")), ("discriminator", tuple(DISCRIMINATORS)),
-                            ("device", ("auto", "cpu", "cuda"))):
+                            ("device", ("auto", "cpu", "cuda")), ("select", ("psnr", "lpips"))):
         if getattr(cfg, choice) not in allowed:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
     if cfg.arch not in archs.ARCHS:
@@ -156,17 +157,21 @@ def validation_set(folders, cfg: TrainConfig):
 
 
 @torch.inference_mode()
-def validate(model, pairs, device) -> tuple[float, float]:
-    """Mean PSNR of the JPEGs and of their restorations, on 8-bit outputs."""
+def validate(model, pairs, device, lpips=None) -> tuple[float, float, float | None]:
+    """Mean PSNR of the JPEGs and of their restorations on 8-bit outputs, and the restorations' mean
+    LPIPS when an LPIPS network is given."""
     was_training = model.training
     model.eval()
-    before, after = [], []
+    before, after, distances = [], [], []
     for compressed, clean, quality in pairs:
         restored = model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
+        restored = restored.clamp(0, 1).mul(255).round().div(255)
         before.append(psnr(compressed, clean))
-        after.append(psnr(restored.clamp(0, 1).mul(255).round().div(255), clean))
+        after.append(psnr(restored, clean))
+        if lpips is not None:
+            distances.append(float(lpips(restored * 2 - 1, clean * 2 - 1)[0]))
     model.train(was_training)
-    return float(np.mean(before)), float(np.mean(after))
+    return float(np.mean(before)), float(np.mean(after)), float(np.mean(distances)) if distances else None
 
 
 def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -242,6 +247,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
+    lpips = LPIPS() if main_process and cfg.select == "lpips" else None
     judged = ema if ema is not None else unwrap(generator)  # what validation and export use
     metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command}
     say(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
@@ -286,12 +292,15 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             rate = (step - start_step) / (time.time() - started)
             say(f"step {step}/{cfg.steps}  {shown}  lr {learning_rate(cfg, step, cfg.lr):.2e}  {rate:.2f} it/s")
         if main_process and (step % cfg.val_every == 0 or step == cfg.steps):
-            jpeg_psnr, restored_psnr = validate(judged, val_pairs, device)
-            say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})")
-            if restored_psnr > best:
-                best = restored_psnr
+            jpeg_psnr, restored_psnr, distance = validate(judged, val_pairs, device, lpips)
+            say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})"
+                + (f"  LPIPS {distance:.4f}" if distance is not None else ""))
+            score = -distance if cfg.select == "lpips" else restored_psnr
+            if score > best:
+                best = score
                 weights.save(judged, run_dir / "best.safetensors",
-                             {**metadata, "steps": str(step), "val_psnr": f"{best:.3f}"})
+                             {**metadata, "steps": str(step), "val_psnr": f"{restored_psnr:.3f}",
+                              **({"val_lpips": f"{distance:.4f}"} if distance is not None else {})})
         if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(checkpoint, {
                 "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
@@ -309,7 +318,9 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     final = run_dir / "model.safetensors"
     final.write_bytes((run_dir / "best.safetensors").read_bytes())
     (run_dir / "weights.toml").write_text(registry_entry(final, cfg, command))
-    say(f"wrote {final} (best val PSNR {best:.3f} dB) and {run_dir / 'weights.toml'}")
+    chosen = weights.read_metadata(final)
+    say(f"wrote {final} (step {chosen['steps']}, val PSNR {chosen['val_psnr']} dB"
+        + (f", LPIPS {chosen['val_lpips']}" if "val_lpips" in chosen else "") + f") and {run_dir / 'weights.toml'}")
     return final
 
 
@@ -321,5 +332,5 @@ def registry_entry(path: Path, cfg: TrainConfig, command: str) -> str:
         f'[models.{name}]\narch = "{cfg.arch}"\nconfig = {weights.toml_inline(cfg.arch_config)}\n'
         f'file = "{name}.safetensors"\nsha256 = "{weights.sha256(path)}"\n'
         f"[models.{name}.training]\ncommand = {json.dumps(command)}\nsteps = {meta['steps']}\n"
-        f"val_psnr = {meta['val_psnr']}\n"
+        f"val_psnr = {meta['val_psnr']}\n" + (f"val_lpips = {meta['val_lpips']}\n" if "val_lpips" in meta else "")
     )
