@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import photo
-from dequant import archs
+from dequant import archs, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 
 TINY_ARCH = {
@@ -123,3 +123,24 @@ def test_config_is_type_checked(folders, tmp_path):
     result = subprocess.run(train_command(folders, tmp_path / "toml") + ["--config", str(config)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(train_command(folders, out, 'arch="qunet"', TINY_ARCH["qunet"], 'select="lpips"',
+                                          "log_every=1", "lr=0.05", steps=6),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    scores = {}  # step -> (model LPIPS, JPEG LPIPS) from lines like "step 2  val PSNR ...  LPIPS 0.41 (JPEG 0.40)"
+    for line in (result.stdout + result.stderr).splitlines():
+        if line.startswith("step ") and " val PSNR " in line:
+            words = line.split()
+            lpips_at = words.index("LPIPS")
+            scores[int(words[1])] = (float(words[lpips_at + 1]), float(words[lpips_at + 3].rstrip(")")))
+    assert sorted(scores) == [2, 4, 6]
+    assert len({jpeg for _, jpeg in scores.values()}) == 1, "the JPEG bar is the same at every validation"
+    best_step = min(scores, key=lambda s: scores[s][0])
+    metadata = weights.read_metadata(out / "model.safetensors")
+    assert int(metadata["steps"]) == best_step
+    assert float(metadata["val_lpips"]) == pytest.approx(scores[best_step][0], abs=1e-4)
+    assert f"val_lpips = {metadata['val_lpips']}" in (out / "weights.toml").read_text()

@@ -157,21 +157,23 @@ def validation_set(folders, cfg: TrainConfig):
 
 
 @torch.inference_mode()
-def validate(model, pairs, device, lpips=None) -> tuple[float, float, float | None]:
-    """Mean PSNR of the JPEGs and of their restorations on 8-bit outputs, and the restorations' mean
-    LPIPS when an LPIPS network is given."""
+def validate(model, pairs, device, lpips=None) -> tuple[float, float, float | None, float | None]:
+    """Mean PSNR of the JPEGs and of their restorations on 8-bit outputs, and, when an LPIPS network
+    is given, the mean LPIPS of both (the JPEGs' is the bar a GAN must clear)."""
     was_training = model.training
     model.eval()
-    before, after, distances = [], [], []
+    before, after, jpeg_distances, distances = [], [], [], []
     for compressed, clean, quality in pairs:
         restored = model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
         restored = restored.clamp(0, 1).mul(255).round().div(255)
         before.append(psnr(compressed, clean))
         after.append(psnr(restored, clean))
         if lpips is not None:
+            jpeg_distances.append(float(lpips(compressed * 2 - 1, clean * 2 - 1)[0]))
             distances.append(float(lpips(restored * 2 - 1, clean * 2 - 1)[0]))
     model.train(was_training)
-    return float(np.mean(before)), float(np.mean(after)), float(np.mean(distances)) if distances else None
+    mean = lambda values: float(np.mean(values)) if values else None
+    return mean(before), mean(after), mean(jpeg_distances), mean(distances)
 
 
 def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -292,9 +294,9 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             rate = (step - start_step) / (time.time() - started)
             say(f"step {step}/{cfg.steps}  {shown}  lr {learning_rate(cfg, step, cfg.lr):.2e}  {rate:.2f} it/s")
         if main_process and (step % cfg.val_every == 0 or step == cfg.steps):
-            jpeg_psnr, restored_psnr, distance = validate(judged, val_pairs, device, lpips)
+            jpeg_psnr, restored_psnr, jpeg_distance, distance = validate(judged, val_pairs, device, lpips)
             say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})"
-                + (f"  LPIPS {distance:.4f}" if distance is not None else ""))
+                + (f"  LPIPS {distance:.4f} (JPEG {jpeg_distance:.4f})" if distance is not None else ""))
             score = -distance if cfg.select == "lpips" else restored_psnr
             if score > best:
                 best = score
