@@ -53,3 +53,9 @@ def test_shipped_training_configs_load_and_build(path):
     cfg = train.load_config(path, [])
     model = archs.build(cfg.arch, cfg.arch_config)
     assert sum(p.numel() for p in model.parameters()) <= 4_000_000
+
+
+def test_dequantizernet_without_batch_norm_has_none():
+    with_bn, without = archs.build("dequantizernet", {}), archs.build("dequantizernet", {"batch_norm": False})
+    is_bn = lambda module: isinstance(module, torch.nn.BatchNorm2d)
+    assert any(map(is_bn, with_bn.modules())) and not any(map(is_bn, without.modules()))
