@@ -157,23 +157,25 @@ def validation_set(folders, cfg: TrainConfig):
 
 
 @torch.inference_mode()
-def validate(model, pairs, device, lpips=None) -> tuple[float, float, float | None, float | None]:
-    """Mean PSNR of the JPEGs and of their restorations on 8-bit outputs, and, when an LPIPS network
-    is given, the mean LPIPS of both (the JPEGs' is the bar a GAN must clear)."""
+def mean_scores(images, pairs, lpips=None) -> tuple[float, float | None]:
+    """Mean PSNR of `images` against the pairs' clean images, and their mean LPIPS when a network is given."""
+    cleans = [clean for _, clean, _ in pairs]
+    psnrs = [psnr(image, clean) for image, clean in zip(images, cleans)]
+    if lpips is None:
+        return float(np.mean(psnrs)), None
+    return float(np.mean(psnrs)), float(np.mean([float(lpips(image * 2 - 1, clean * 2 - 1)[0])
+                                                 for image, clean in zip(images, cleans)]))
+
+
+@torch.inference_mode()
+def validate(model, pairs, device, lpips=None) -> tuple[float, float | None]:
+    """Mean PSNR (and LPIPS, given the network) of the model's 8-bit restorations of the val pairs."""
     was_training = model.training
     model.eval()
-    before, after, jpeg_distances, distances = [], [], [], []
-    for compressed, clean, quality in pairs:
-        restored = model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
-        restored = restored.clamp(0, 1).mul(255).round().div(255)
-        before.append(psnr(compressed, clean))
-        after.append(psnr(restored, clean))
-        if lpips is not None:
-            jpeg_distances.append(float(lpips(compressed * 2 - 1, clean * 2 - 1)[0]))
-            distances.append(float(lpips(restored * 2 - 1, clean * 2 - 1)[0]))
+    restored = [model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
+                .clamp(0, 1).mul(255).round().div(255) for compressed, _, quality in pairs]
     model.train(was_training)
-    mean = lambda values: float(np.mean(values)) if values else None
-    return mean(before), mean(after), mean(jpeg_distances), mean(distances)
+    return mean_scores(restored, pairs, lpips)
 
 
 def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -250,6 +252,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
     lpips = LPIPS() if main_process and cfg.select == "lpips" else None
+    if main_process:  # the JPEGs' own scores are the bar to clear; they never change, so measure them once
+        jpeg_psnr, jpeg_distance = mean_scores([compressed for compressed, _, _ in val_pairs], val_pairs, lpips)
     judged = ema if ema is not None else unwrap(generator)  # what validation and export use
     metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command}
     say(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
@@ -294,7 +298,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             rate = (step - start_step) / (time.time() - started)
             say(f"step {step}/{cfg.steps}  {shown}  lr {learning_rate(cfg, step, cfg.lr):.2e}  {rate:.2f} it/s")
         if main_process and (step % cfg.val_every == 0 or step == cfg.steps):
-            jpeg_psnr, restored_psnr, jpeg_distance, distance = validate(judged, val_pairs, device, lpips)
+            restored_psnr, distance = validate(judged, val_pairs, device, lpips)
             say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})"
                 + (f"  LPIPS {distance:.4f} (JPEG {jpeg_distance:.4f})" if distance is not None else ""))
             score = -distance if cfg.select == "lpips" else restored_psnr
