@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import photo
-from dequant import archs, weights
+from dequant import archs, train, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 
 TINY_ARCH = {
@@ -115,7 +115,7 @@ def test_two_process_ddp_on_gloo(folders, tmp_path):
 
 
 def test_config_is_type_checked(folders, tmp_path):
-    for bad in ("steps=ten", "no_such_setting=1", 'discriminator="huge"'):
+    for bad in ("batch=ten", "no_such_setting=1", 'discriminator="huge"'):
         result = subprocess.run(train_command(folders, tmp_path / "bad", bad), capture_output=True, text=True)
         assert result.returncode == 2 and "Traceback" not in result.stderr, (bad, result.stderr)
     config = tmp_path / "config.toml"
@@ -123,6 +123,13 @@ def test_config_is_type_checked(folders, tmp_path):
     result = subprocess.run(train_command(folders, tmp_path / "toml") + ["--config", str(config)],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
+
+
+def test_set_takes_toml_values_and_bare_words_as_strings():
+    cfg = train.load_config(None, ["perceptual_layer=conv5_2", "lr=1e-4", "val_qualities=[10, 40]", 'select="lpips"'])
+    assert (cfg.perceptual_layer, cfg.lr, cfg.val_qualities, cfg.select) == ("conv5_2", 1e-4, (10, 40), "lpips")
+    with pytest.raises(ValueError, match="steps wants int"):
+        train.load_config(None, ["steps=ten"])
 
 
 def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, tmp_path):

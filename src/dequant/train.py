@@ -78,12 +78,21 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
 
 
+def toml_value(text: str):
+    """A --set value as TOML (12, 1e-4, [10, 20], "x"); a bare word that is not TOML is taken as a string,
+    so `--set perceptual_layer=conv5_2` needs no shell-quoted quotes."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()
+
+
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     """Defaults, then a TOML file, then `key=value` overrides, each checked against the field's type."""
     values = tomllib.loads(path.read_text()) if path else {}
     for item in overrides:
         key, _, text = item.partition("=")
-        values[key.strip()] = tomllib.loads(f"v = {text}")["v"] if text else ""
+        values[key.strip()] = toml_value(text)
     known = {f.name for f in fields(TrainConfig)}
     defaults = TrainConfig()
     for key, value in values.items():
