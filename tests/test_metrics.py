@@ -88,3 +88,48 @@ def test_bench_cli_writes_json_and_markdown(cli, tmp_path):
     assert keys <= records[0].keys() and records[0]["images"] == 2
     assert records[1]["psnr"] > records[0]["psnr"]
     assert "| jpeg |" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.skipif(not LIVE1.is_dir(), reason="needs ../shared/datasets/eval")
+def test_double_jpeg_protocol_on_three_live1_images():
+    """FBCNN's non-aligned double JPEG on gray LIVE1: QF1, crop 4 rows and columns, QF2; by hand with Pillow."""
+    from PIL import Image
+    import io
+
+    def save(image, quality):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        return Image.open(buffer)
+
+    files = bench.find_images([LIVE1])[:3]
+    means = bench.evaluate(None, files, 30, True, {"psnr"}, None, first=10, shift=(4, 4))
+    by_hand = []
+    for f in files:
+        rgb = np.asarray(Image.open(f).convert("RGB")).astype(np.float64)
+        y = np.round(16 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255).astype(np.uint8)
+        once = np.asarray(save(Image.fromarray(y), 10))[4:, 4:]
+        twice = np.asarray(save(Image.fromarray(once), 30))
+        by_hand.append(metrics.psnr(twice, y[4:, 4:], 255))
+    assert means["psnr"] == pytest.approx(np.mean(by_hand), abs=1e-9)
+    single = bench.evaluate(None, files, 30, True, {"psnr"}, None)
+    assert means["psnr"] < single["psnr"] - 1  # the hidden quality-10 save does most of the damage
+
+
+def test_bench_double_cli_labels_cells_and_records_the_machine(cli, tmp_path):
+    from conftest import photo
+    import json
+
+    for i in range(2):
+        photo(64, 80, seed=i).save(tmp_path / f"ref{i}.png")
+    code, out, err = cli("bench", "--data", tmp_path, "--double", "10,50", "--quality", "30", "--shift", "2,3",
+                         "--metrics", "psnr", "--json", tmp_path / "r.json", "--markdown", tmp_path / "r.md",
+                         "--precision", "fp32", "--tile", "0")
+    assert code == 0, err
+    records = json.loads((tmp_path / "r.json").read_text())
+    jpeg_rows = [r for r in records if r["model"] == "jpeg"]
+    assert [(r["first_quality"], r["quality"], r["shift"]) for r in jpeg_rows] == [(10, 30, [2, 3]), (50, 30, [2, 3])]
+    restored = [r for r in records if r["model"] != "jpeg"]
+    assert restored and all(r["precision"] == "fp32" and r["cpu"] for r in restored)
+    assert "10>30" in out.decode() and "| 50>30 |" in (tmp_path / "r.md").read_text()
+    code, _, err = cli("bench", "--data", tmp_path, "--double", "10", "--shift", "9,0", "--model", "jpeg")
+    assert code == 2 and "--shift" in err

@@ -76,7 +76,8 @@ def test_trains_exports_and_restores(folders, tmp_path, arch, settings):
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path):
     settings = (TINY_ARCH["qunet"], "adversarial=0.01", 'discriminator="subpatch"', "ema_decay=0.5",
-                "checkpoint_every=1", "log_every=1", "val_every=5")
+                "checkpoint_every=1", "log_every=1", "val_every=5", "double_fraction=0.5", "shift_fraction=0.5",
+                "resize_fraction=0.5", "table_fraction=0.3")
     steps = 20
     subprocess.run(train_command(folders, tmp_path / "straight", *settings, steps=steps), check=True,
                    capture_output=True, timeout=300)
@@ -151,3 +152,24 @@ def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, 
     assert int(metadata["steps"]) == best_step
     assert float(metadata["val_lpips"]) == pytest.approx(scores[best_step][0], abs=1e-4)
     assert f"val_lpips = {metadata['val_lpips']}" in (out / "weights.toml").read_text()
+
+
+def test_precision_follows_the_machine_of_each_stretch(folders, tmp_path, monkeypatch):
+    """auto takes bf16 where the CPU runs it natively; a run resumed on a CPU without it goes on in fp32,
+    and the log and the checkpoint record both stretches."""
+    from dequant import precision
+
+    cfg = train.load_config(None, [TINY_ARCH["qunet"], "batch=2", "crop=48", "val_images=1", "val_every=2",
+                                   "checkpoint_every=2", "steps=2"])
+    lines = []
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    train.train(cfg, [folders / "train"], [folders / "val"], tmp_path / "run", False, "test", log=lines.append)
+    assert any(line.startswith("precision bf16 from step 0") for line in lines)
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    cfg = train.load_config(None, [TINY_ARCH["qunet"], "batch=2", "crop=48", "val_images=1", "val_every=2",
+                                   "checkpoint_every=2", "steps=4"])
+    train.train(cfg, [folders / "train"], [folders / "val"], tmp_path / "run", True, "test", log=lines.append)
+    assert any(line.startswith("precision fp32 from step 2") for line in lines)
+    assert "stretches so far: step 0: bf16; step 2: fp32" in lines
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert [s["precision"] for s in json.loads(state["stretches"])] == ["bf16", "fp32"] and state["seconds"] > 0

@@ -108,10 +108,19 @@ class Outcome:
 
 
 def run(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
-        skip_existing: bool = False, overwrite: bool = False, max_pixels: int = images.MAX_PIXELS) -> Outcome:
-    """Run every job in this process; a failure is reported in one line and the batch goes on."""
-    results = ((job.name, run_job(job, process, skip_existing, overwrite, max_pixels)) for job in jobs)
-    return report(results, len(jobs), verb)
+        skip_existing: bool = False, overwrite: bool = False, max_pixels: int = images.MAX_PIXELS,
+        describe: Callable[[], str] | None = None) -> Outcome:
+    """Run every job in this process; a failure is reported in one line and the batch goes on.
+
+    `describe`, when given, says how the last job went: a line per done job on stderr (--verbose).
+    """
+    def one(job: Job) -> tuple[str, str | None]:
+        reason = run_job(job, process, skip_existing, overwrite, max_pixels)
+        if describe and reason is None:
+            print(f"dequant: {job.name}: {describe()}", file=sys.stderr, flush=True)
+        return job.name, reason
+
+    return report(map(one, jobs), len(jobs), verb)
 
 
 def report(results: Iterable[tuple[str, str | None]], total: int, verb: str) -> Outcome:

@@ -5,6 +5,10 @@ quality, restored, rounded to 8 bits, and measured on RGB. Gray: the
 reference's studio-range BT.601 luma, rounded to 8 bits, is compressed as a
 one-channel JPEG and measured on that luma. The JPEG input itself is always
 the first row. Speed counts the restoration alone, not decoding or metrics.
+
+Double JPEG (FBCNN's non-aligned protocol): compressed at QF1, the first
+rows and columns cropped off (4 and 4: the grid moves), compressed again at
+QF2, and measured against the reference cropped the same way.
 """
 
 import io
@@ -18,7 +22,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from dequant import images, metrics
+from dequant import images, metrics, precision
 from dequant.data import find_images
 
 DATASETS = {"live1": "LIVE1", "bsds500": "BSDS500-test", "classic5": "Classic5"}
@@ -29,7 +33,7 @@ METRICS = ("psnr", "ssim", "psnrb", "lpips")
 class Record:
     model: str
     data: str
-    quality: int
+    quality: int  # the last (or only) compression's
     gray: bool
     images: int
     psnr: float | None
@@ -40,6 +44,10 @@ class Record:
     megapixels_per_second: float | None
     peak_memory_mb: float | None
     device: str
+    first_quality: int | None = None  # double JPEG: the earlier compression's quality
+    shift: tuple | None = None  # double JPEG: rows and columns cropped between the two
+    precision: str = "-"  # what the restorer computed in (auto resolved): fp32, bf16 or fp16
+    cpu: str = ""  # model name, torch's capability string, bf16 native or not: timings differ by CPU
 
 
 def resolve_data(name: str) -> Path:
@@ -56,8 +64,9 @@ def resolve_data(name: str) -> Path:
     return path
 
 
-def test_pair(reference: Image.Image, quality: int, gray: bool) -> tuple[np.ndarray, bytes]:
-    """(clean uint8 array, JPEG bytes) under the protocol."""
+def test_pair(reference: Image.Image, quality: int, gray: bool, first: int | None = None,
+              shift: tuple = (4, 4)) -> tuple[np.ndarray, bytes]:
+    """(clean uint8 array, JPEG bytes) under the protocol; with `first`, the double JPEG one."""
     if not gray:
         clean = np.asarray(reference.convert("RGB"))
     elif reference.mode == "L":  # already a luma image (Classic5)
@@ -65,9 +74,17 @@ def test_pair(reference: Image.Image, quality: int, gray: bool) -> tuple[np.ndar
     else:
         clean = np.round(metrics.luma_bt601(np.asarray(reference.convert("RGB")))).astype(np.uint8)
     source = Image.fromarray(clean)
+    if first is not None:
+        once = Image.open(io.BytesIO(libjpeg(source, first)))
+        dy, dx = shift
+        clean, source = clean[dy:, dx:], once.crop((dx, dy, once.width, once.height))
+    return clean, libjpeg(source, quality)
+
+
+def libjpeg(image: Image.Image, quality: int) -> bytes:
     buffer = io.BytesIO()
-    source.save(buffer, "JPEG", quality=quality)  # libjpeg defaults: 4:2:0, IJG tables
-    return clean, buffer.getvalue()
+    image.save(buffer, "JPEG", quality=quality)  # libjpeg defaults: 4:2:0, IJG tables
+    return buffer.getvalue()
 
 
 def peak_rss_reset() -> None:
@@ -92,12 +109,13 @@ Restore = Callable[[images.Picture], images.Picture]
 
 
 def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: bool, wanted: set[str],
-             lpips: "metrics.LPIPS | None", advance: Callable[[], None] = lambda: None) -> dict:
-    """Mean metrics over the files for one model (None = the JPEG itself) at one quality."""
+             lpips: "metrics.LPIPS | None", advance: Callable[[], None] = lambda: None,
+             first: int | None = None, shift: tuple = (4, 4)) -> dict:
+    """Mean metrics over the files for one model (None = the JPEG itself) at one quality (or double JPEG)."""
     scores = {m: [] for m in METRICS}
     seconds, pixels = 0.0, 0
     for file in files:
-        clean, data = test_pair(Image.open(file), quality, gray)
+        clean, data = test_pair(Image.open(file), quality, gray, first, shift)
         picture = images.read(data)
         if restore is not None:
             started = time.perf_counter()
@@ -123,13 +141,16 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
 
 
 def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: bool, wanted: set[str],
-        limit: int | None, settings, lpips: "metrics.LPIPS | None", load_model, progress=None) -> list[Record]:
-    """Every (model, data set, quality) combination, the JPEG rows first."""
+        limit: int | None, settings, lpips: "metrics.LPIPS | None", load_model, progress=None,
+        first_qualities: list[int] | None = None, shift: tuple = (4, 4)) -> list[Record]:
+    """Every (model, data set, quality) combination, the JPEG rows first; with `first_qualities`,
+    every (QF1, QF2) double JPEG instead of each single quality."""
     from dequant.restore import Restorer
 
     folders = {name: resolve_data(name) for name in datasets}
     files = {name: find_images([folder])[:limit] for name, folder in folders.items()}
-    total = len(models) * len(qualities) * sum(map(len, files.values()))
+    cells = [(first, q) for first in (first_qualities or [None]) for q in qualities]
+    total = len(models) * len(cells) * sum(map(len, files.values()))
     task = progress.add_task("bench", total=total) if progress else None
     records = []
     for model_name in models:
@@ -138,17 +159,21 @@ def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: b
             model, model_name = load_model(model_name)
             restorer = Restorer(model, settings)
         device = str(restorer.device) if restorer else "-"
+        if restorer and progress is not None:
+            progress.console.print(f"{model_name}: {restorer.describe()}", markup=False, highlight=False)
         for data_name, data_files in files.items():
-            for quality in qualities:
+            for first, quality in cells:
                 peak_rss_reset()
                 means = evaluate(restorer, data_files, quality, gray, wanted, lpips,
-                                 (lambda: progress.advance(task)) if progress else (lambda: None))
+                                 (lambda: progress.advance(task)) if progress else (lambda: None), first, shift)
                 records.append(Record(
                     model=model_name, data=Path(folders[data_name]).name, quality=quality, gray=gray,
                     images=len(data_files), psnr=means["psnr"], ssim=means["ssim"], psnrb=means["psnrb"],
                     lpips=means["lpips"], seconds_per_image=means.get("seconds_per_image"),
                     megapixels_per_second=means.get("megapixels_per_second"),
                     peak_memory_mb=peak_memory_mb(restorer) if restorer else None, device=device,
+                    first_quality=first, shift=shift if first is not None else None,
+                    precision=restorer.precision if restorer else "-", cpu=precision.cpu_description(),
                 ))
     return records
 
@@ -165,20 +190,26 @@ def as_dicts(records: list[Record]) -> list[dict]:
     return [asdict(r) for r in records]
 
 
+def quality_label(record: Record) -> str:
+    """'10', or '30>10' for double JPEG (QF1 > QF2 order of saving, not of size)."""
+    return str(record.quality) if record.first_quality is None else f"{record.first_quality}>{record.quality}"
+
+
 def cell(value, digits) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
 def markdown(records: list[Record], command: str) -> str:
     """The table for the README, with the command that produced it."""
+    machines = sorted({f"{r.device} {r.precision}" + (f" ({r.cpu})" if r.device == "cpu" else "") for r in records if r.device != "-"})
     lines = [
-        f"Produced by `{command}`.",
+        f"Produced by `{command}`" + (f" on {'; '.join(machines)}." if machines else "."),
         "",
         "| model | data | quality | PSNR | SSIM | PSNR-B | LPIPS | s/image | MP/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
-        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {r.quality} | {cell(r.psnr, 2)} | "
+        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {quality_label(r)} | {cell(r.psnr, 2)} | "
                      f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | "
                      f"{cell(r.seconds_per_image, 3)} | {cell(r.megapixels_per_second, 2)} |")
     return "\n".join(lines) + "\n"

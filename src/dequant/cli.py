@@ -93,7 +93,7 @@ def restore(
     max_megapixels: MaxMegapixels = 100,
     model: Annotated[Optional[str], typer.Option(help="Registry name, weight file, or hf://org/repo/file.safetensors[@rev].")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32|fp16|bf16 (half precisions on a GPU).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
@@ -103,12 +103,12 @@ def restore(
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (default: start one locally).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Ray actors, one model each.")] = 2,
     gpus_per_worker: Annotated[float, typer.Option(min=0, help="GPUs per Ray actor.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say the device and precision, and per file the quality read, strength, tile and time.")] = False,
 ):
     """Restore JPEG-compressed images (alias: dequantize)."""
     if format is not None and format not in FORMAT_CHOICES:
         fail_usage(f"--format must be one of {', '.join(FORMAT_CHOICES)}")
-    if precision not in ("fp32", "fp16", "bf16") or device not in ("auto", "cpu", "cuda", "mps"):
-        fail_usage("--precision takes fp32|fp16|bf16 and --device auto|cpu|cuda|mps")
+    check_device_and_precision(device, precision)
     from dequant import batch, images, raybatch, registry, weights
     from dequant.restore import Restorer, Settings
 
@@ -120,7 +120,7 @@ def restore(
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
         settings = Settings(device, precision, tile, overlap, quality)
-        generator, _ = weights.load_model(model, registry.load())  # with --ray too: a bad model fails here
+        generator, model_name = weights.load_model(model, registry.load())  # with --ray too: a bad model fails here
         if ray:
             raybatch.check(jobs)
         else:
@@ -132,11 +132,21 @@ def restore(
                                overwrite=overwrite, max_pixels=int(max_megapixels * 1e6), address=ray_address,
                                workers=workers, gpus_per_worker=gpus_per_worker)
     else:
+        if verbose:
+            typer.echo(f"dequant: model {model_name} on {restorer.describe()}", err=True)
         outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
-                            skip_existing=skip_existing, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6))
+                            skip_existing=skip_existing, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
+                            describe=restorer.describe_last if verbose else None)
     if reference is not None and not outcome.failed:
         report_gain(jobs[0], reference)
     finish(outcome)
+
+
+def check_device_and_precision(device: str, precision: str):
+    from dequant.precision import CHOICES
+
+    if precision not in CHOICES or device not in ("auto", "cpu", "cuda", "mps"):
+        fail_usage(f"--precision takes {'|'.join(CHOICES)} and --device auto|cpu|cuda|mps")
 
 
 def report_gain(job, reference: Path):
@@ -216,11 +226,14 @@ def bench(
     data: Annotated[list[str], typer.Option(help="Folder of reference images, or live1 | bsds500 | classic5 under $DEQUANT_DATA.")] = ["live1"],
     quality: Annotated[str, typer.Option(help="Comma-separated JPEG qualities.")] = "10,20,30,40",
     gray: Annotated[bool, typer.Option(help="Grayscale protocol: BT.601 luma, one-channel JPEG.")] = False,
+    double: Annotated[Optional[str], typer.Option(help="Double JPEG: comma-separated QF1, each compressed before --quality (QF2) on a shifted grid.")] = None,
+    shift: Annotated[str, typer.Option(help="Double JPEG: rows,columns cropped between the two compressions.")] = "4,4",
     metrics: Annotated[str, typer.Option(help="Comma-separated: psnr,ssim,psnrb,lpips.")] = "psnr,ssim,psnrb,lpips",
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N images of each set.")] = None,
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the records as JSON.")] = None,
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as Markdown.")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16, as for restore.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
     lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
 ):
@@ -235,11 +248,16 @@ def bench(
     from dequant import registry, weights
     from dequant.restore import Settings
 
+    check_device_and_precision(device, precision)
     try:
         qualities = [int(q) for q in quality.split(",")]
+        firsts = [int(q) for q in double.split(",")] if double else None
+        rows, columns = (int(n) for n in shift.split(","))
         wanted = {m.strip() for m in metrics.split(",")}
-        if not wanted <= set(benchmark.METRICS) or not all(1 <= q <= 100 for q in qualities):
-            raise ValueError("--metrics takes psnr,ssim,psnrb,lpips and --quality numbers from 1 to 100")
+        if not wanted <= set(benchmark.METRICS) or not all(1 <= q <= 100 for q in qualities + (firsts or [])):
+            raise ValueError("--metrics takes psnr,ssim,psnrb,lpips and --quality/--double numbers from 1 to 100")
+        if not (0 <= rows < 8 and 0 <= columns < 8):
+            raise ValueError("--shift takes rows,columns from 0 to 7")
         for name in data:
             benchmark.resolve_data(name)
     except ValueError as error:
@@ -263,7 +281,8 @@ def bench(
     with Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=not err.is_terminal) as progress:
         records = benchmark.run(models, data, qualities, gray=gray, wanted=wanted, limit=limit,
-                                settings=Settings(device=device, tile=tile), lpips=lpips, load_model=load, progress=progress)
+                                settings=Settings(device=device, precision=precision, tile=tile), lpips=lpips, load_model=load,
+                                progress=progress, first_qualities=firsts, shift=(rows, columns))
     show_bench_table(records, data)
     if json_file:
         json_file.write_text(json.dumps(benchmark.as_dicts(records), indent=2) + "\n")
@@ -276,13 +295,13 @@ def show_bench_table(records, data):
     from rich.console import Console
     from rich.table import Table
 
-    from dequant.bench import cell
+    from dequant.bench import cell, quality_label
 
     sets = list(dict.fromkeys(r.data for r in records))
     table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
     rows = {}
     for r in records:
-        rows.setdefault((r.model, r.quality), {})[r.data] = r
+        rows.setdefault((r.model, quality_label(r)), {})[r.data] = r
     for (name, q), by_set in rows.items():
         cells = []
         for s in sets:

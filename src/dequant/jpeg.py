@@ -17,6 +17,17 @@ IJG_LUMA = np.array([
     18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
     49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
 ])  # fmt: skip
+IJG_CHROMA = np.array([
+    17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99,
+    24, 26, 56, 99, 99, 99, 99, 99, 47, 66, 99, 99, 99, 99, 99, 99,
+] + [99] * 32)  # fmt: skip
+# mozjpeg's default tables (its quant table 3, N. Robidoux's for ImageMagick), luma and chroma alike.
+MOZJPEG = np.array([
+    16, 16, 16, 18, 25, 37, 56, 85, 16, 17, 20, 27, 34, 40, 53, 75,
+    16, 20, 24, 31, 43, 62, 91, 135, 18, 27, 31, 40, 53, 74, 106, 156,
+    25, 34, 43, 53, 69, 94, 131, 189, 37, 40, 62, 74, 94, 124, 169, 238,
+    56, 53, 91, 106, 131, 169, 226, 311, 85, 75, 135, 156, 189, 238, 311, 418,
+])  # fmt: skip
 
 SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 
@@ -108,19 +119,27 @@ def blind_quality(pixels: np.ndarray) -> int:
     return int(np.argmax(scores)) + 1
 
 
-def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False) -> bytes:
-    """JPEG bytes of `image` at `quality` with libjpeg through Pillow (the field's encoder)."""
+def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False,
+           tables: tuple | None = None) -> bytes:
+    """JPEG bytes of `image` at `quality` with libjpeg through Pillow (the field's encoder).
+
+    `tables` (luma, chroma), 64 entries each in natural order, replace libjpeg's own, as other
+    encoders (mozjpeg, cameras, Photoshop) write theirs; `quality` is then ignored.
+    """
     if gray:
         image = image.convert("L")
     elif image.mode != "L":
         image = image.convert("RGB")
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling])
+    # Pillow scales given tables by the quality's IJG factor, so with tables it must get no quality.
+    strength = {"qtables": [list(map(int, t)) for t in tables[: 1 if image.mode == "L" else 2]]} if tables else {"quality": quality}
+    image.save(buffer, "JPEG", subsampling=SUBSAMPLING[subsampling], **strength)
     return buffer.getvalue()
 
 
-def degrade(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False) -> Image.Image:
-    """`image` after a JPEG round trip at `quality`, decoded."""
-    decoded = Image.open(io.BytesIO(encode(image, quality, subsampling, gray)))
+def degrade(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False,
+            tables: tuple | None = None) -> Image.Image:
+    """`image` after a JPEG round trip at `quality` (or with `tables`), decoded."""
+    decoded = Image.open(io.BytesIO(encode(image, quality, subsampling, gray, tables)))
     decoded.load()
     return decoded

@@ -2,21 +2,19 @@
 
 import os
 import sys
+import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from dequant import images, jpeg, tiling
+from dequant import images, jpeg, precision, tiling
 from dequant.images import Picture
-
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
 class Settings:
     device: str = "auto"  # auto | cpu | cuda | mps
-    precision: str = "fp32"  # fp32 | fp16 | bf16 (the half precisions on a GPU only)
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16: auto is bf16 only where the hardware runs it natively
     tile: int | None = None  # pixels per tile side; 0 = whole image; None = from free memory
     overlap: int = 48  # context around each tile, enough for seamless stitching
     quality: int | None = None  # force the JPEG quality instead of reading or estimating it
@@ -67,15 +65,17 @@ class Restorer:
     def __init__(self, model: torch.nn.Module, settings: Settings = Settings()):
         self.settings = settings
         self.device = pick_device(settings.device)
-        self.dtype = PRECISIONS[settings.precision]
-        if self.dtype != torch.float32 and self.device.type == "cpu":
-            raise ValueError(f"--precision {settings.precision} needs a GPU; use fp32 on the CPU")
+        self.precision = precision.resolve(settings.precision, self.device)
+        warning = precision.check(self.precision, self.device)
+        if warning:
+            print(f"dequant: warning: {warning}", file=sys.stderr)
         if settings.threads or (self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS")):
             torch.set_num_threads(settings.threads or os.cpu_count() or 1)
         # Channels-last convolutions: 1.2-2.2x faster on the CPU for our generators (measured on a
-        # 481x321 image), outputs within 1/255 of the default layout.
-        self.model = model.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
+        # 481x321 image), outputs within 1/255 of the default layout. Weights stay fp32 (see precision).
+        self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
         self.tile = settings.tile if settings.tile is not None else auto_tile(self.device)
+        self.last: dict = {}  # what the last call read, used and took: for --verbose
 
     def quality_of(self, picture: Picture) -> int:
         """Forced, else read from the file's tables, else estimated from the pixels."""
@@ -88,6 +88,7 @@ class Restorer:
 
     @torch.inference_mode()
     def __call__(self, picture: Picture) -> Picture:
+        started = time.perf_counter()
         quality = float(self.quality_of(picture))
         image = torch.from_numpy(picture.pixels).permute(2, 0, 1)[None]
         if picture.gray:  # the generators see RGB; a gray image is R = G = B
@@ -95,13 +96,28 @@ class Restorer:
 
         def run(tiles: torch.Tensor) -> torch.Tensor:
             q = torch.full((tiles.shape[0],), quality, device=self.device)
-            out = self.model(tiles.to(self.device, self.dtype).contiguous(memory_format=torch.channels_last), q)
+            with precision.autocast(self.device, self.precision):
+                out = self.model(tiles.to(self.device).contiguous(memory_format=torch.channels_last), q)
             return out.float().clamp(0, 1).cpu()
 
         restored = self.run_with_smaller_tiles_on_oom(run, image)
         if picture.gray:
             restored = restored.mean(dim=1, keepdim=True)
+        self.last = {"read": picture.quality, "strength": int(quality), "tile": self.tile,
+                     "seconds": time.perf_counter() - started}
         return picture.with_pixels(restored[0].permute(1, 2, 0).numpy())
+
+    def describe(self) -> str:
+        """Where and how it runs, e.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32'."""
+        return precision.describe(self.device, self.precision)
+
+    def describe_last(self) -> str:
+        """The last call: the quality the file read (or that was estimated), the strength used, the tile, time."""
+        last = self.last
+        read = f"quality read {last['read']}" if last["read"] is not None else "no tables (estimated from the pixels)"
+        tile = f"tile {last['tile']}" if last["tile"] else "whole image"
+        strength = f"strength {last['strength']}" + (" (--quality)" if self.settings.quality is not None else "")
+        return f"{read}, {strength}, {tile}, {self.device} {self.precision}, {last['seconds']:.2f} s"
 
     def run_with_smaller_tiles_on_oom(self, run, image: torch.Tensor) -> torch.Tensor:
         """Tiled inference; out of memory, halve the tile and try again, down to MIN_TILE.

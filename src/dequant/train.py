@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from dequant import archs, data, jpeg, losses, weights
+from dequant import archs, data, losses, precision, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 from dequant.metrics import LPIPS, psnr
 
@@ -49,7 +49,14 @@ class TrainConfig:
     quality_max: int = 95
     qualities: tuple = ()
     gray_fraction: float = 0.1  # share of crops compressed as one-channel JPEGs
-    full_chroma_fraction: float = 0.15  # share compressed 4:4:4 instead of 4:2:0
+    full_chroma_fraction: float = 0.15  # share of saves at 4:4:4 instead of 4:2:0
+    # Real-world JPEGs (data.Degradation): off here so the shipped models' recorded commands replay
+    # exactly; configs/dequant.toml turns them on. The val set then gets double saves and other tables.
+    half_chroma_fraction: float = 0.0  # share of saves at 4:2:2
+    double_fraction: float = 0.0  # share of crops saved twice (QF1 and QF2 drawn independently)
+    shift_fraction: float = 0.0  # share of those whose second grid is shifted 1-7 px on each axis
+    resize_fraction: float = 0.0  # share of those resized (x0.5-1.25) between the saves
+    table_fraction: float = 0.0  # share of saves with non-IJG tables: mozjpeg's, scaled, jittered
     # Content losses: weights, 0 switches a term off.
     l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
     mse: float = 0.0
@@ -76,6 +83,9 @@ class TrainConfig:
     workers: int = 0  # DataLoader workers; batches are cheap next to a step on two cores
     threads: int = 0  # torch intra-op threads per process; 0 = cores / processes
     device: str = "auto"  # auto | cpu | cuda
+    # Forward passes in bf16 autocast where the hardware runs it natively (weights, Adam state and the
+    # losses stay fp32); auto decides per machine, so a run resumed on another CPU takes that CPU's.
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
 
 
 def toml_value(text: str):
@@ -107,7 +117,8 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
             raise ValueError(f"setting {key} wants {type(default).__name__}, got {value!r}")
     cfg = TrainConfig(**values)
     for choice, allowed in (("adversarial_form", ("bce", "logfree", "hinge")), ("discriminator", tuple(DISCRIMINATORS)),
-                            ("device", ("auto", "cpu", "cuda")), ("select", ("psnr", "lpips"))):
+                            ("device", ("auto", "cpu", "cuda")), ("select", ("psnr", "lpips")),
+                            ("precision", precision.CHOICES)):
         if getattr(cfg, choice) not in allowed:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
     if cfg.arch not in archs.ARCHS:
@@ -154,37 +165,62 @@ def generate(generator, compressed, quality, clean):
     return generator(compressed, quality), {}
 
 
-def validation_set(folders, cfg: TrainConfig):
-    """(compressed, clean, quality) for the first images of --val at each val quality."""
+@dataclass
+class ValPair:
+    compressed: torch.Tensor
+    clean: torch.Tensor
+    quality: int  # what the file's tables read
+    kind: str  # single | double | tables: the log gives each kind's gain
+
+
+def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
+    """The first images of --val, each under every validation recipe."""
     files = data.find_images(folders)[: cfg.val_images]
+    recipes = data.validation_recipes(cfg.val_qualities, real_world=cfg.double_fraction > 0 or cfg.table_fraction > 0)
     pairs = []
     for clean in data.load_rgb(files):
-        for quality in cfg.val_qualities:
-            compressed = jpeg.degrade(Image.fromarray(clean), quality)
-            pairs.append((data.to_tensor(np.asarray(compressed))[None], data.to_tensor(clean)[None], quality))
+        for kind, recipe in recipes:
+            compressed, target, quality = data.apply(recipe, clean)
+            pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality, kind))
     return pairs
 
 
-@torch.inference_mode()
-def mean_scores(images, pairs, lpips=None) -> tuple[float, float | None]:
-    """Mean PSNR of `images` against the pairs' clean images, and their mean LPIPS when a network is given."""
-    cleans = [clean for _, clean, _ in pairs]
-    psnrs = [psnr(image, clean) for image, clean in zip(images, cleans)]
-    if lpips is None:
-        return float(np.mean(psnrs)), None
-    return float(np.mean(psnrs)), float(np.mean([float(lpips(image * 2 - 1, clean * 2 - 1)[0])
-                                                 for image, clean in zip(images, cleans)]))
+@dataclass
+class Scores:
+    psnr: float
+    lpips: float | None
+    psnr_by_kind: dict
 
 
 @torch.inference_mode()
-def validate(model, pairs, device, lpips=None) -> tuple[float, float | None]:
-    """Mean PSNR (and LPIPS, given the network) of the model's 8-bit restorations of the val pairs."""
+def mean_scores(images, pairs: list[ValPair], lpips=None) -> Scores:
+    """Mean PSNR of `images` against the pairs' clean images (also per kind), and mean LPIPS given a network."""
+    psnrs = np.array([psnr(image, pair.clean) for image, pair in zip(images, pairs)])
+    kinds = np.array([pair.kind for pair in pairs])
+    by_kind = {kind: float(psnrs[kinds == kind].mean()) for kind in dict.fromkeys(kinds)}
+    distance = None if lpips is None else float(np.mean([float(lpips(image * 2 - 1, pair.clean * 2 - 1)[0])
+                                                         for image, pair in zip(images, pairs)]))
+    return Scores(float(psnrs.mean()), distance, by_kind)
+
+
+@torch.inference_mode()
+def validate(model, pairs: list[ValPair], device, lpips=None) -> Scores:
+    """Scores of the model's 8-bit restorations of the val pairs."""
     was_training = model.training
     model.eval()
-    restored = [model(compressed.to(device), torch.tensor([float(quality)], device=device)).cpu()
-                .clamp(0, 1).mul(255).round().div(255) for compressed, _, quality in pairs]
+    restored = [model(p.compressed.to(device), torch.tensor([float(p.quality)], device=device)).cpu()
+                .clamp(0, 1).mul(255).round().div(255) for p in pairs]
     model.train(was_training)
     return mean_scores(restored, pairs, lpips)
+
+
+def report(step: int, scores: Scores, jpeg: Scores) -> str:
+    line = f"step {step}  val PSNR {scores.psnr:.3f} dB (JPEG {jpeg.psnr:.3f}, gain {scores.psnr - jpeg.psnr:+.3f})"
+    if len(scores.psnr_by_kind) > 1:
+        line += "  " + " ".join(f"{kind} {value - jpeg.psnr_by_kind[kind]:+.3f}" for kind, value in scores.psnr_by_kind.items())
+    if scores.lpips is not None:
+        line += f"  LPIPS {scores.lpips:.4f} (JPEG {jpeg.lpips:.4f})"
+    return line
 
 
 def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
@@ -235,7 +271,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema_decay > 0 else None
     content = ContentLoss(cfg).to(device)
 
-    step, best = 0, -math.inf
+    step, best, seconds_before = 0, -math.inf, 0.0  # seconds: training time of earlier stretches of the run
+    stretches = []  # (first step, precision, CPU) of each start or resume: the log of how the run was computed
     checkpoint = run_dir / "last.pt"
     if resume and checkpoint.exists():
         state = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -245,7 +282,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             if module is not None:
                 module.load_state_dict(state[key])
         torch.set_rng_state(state["rng"])
-        step, best = state["step"], state["best"]
+        step, best, seconds_before = state["step"], state["best"], state.get("seconds", 0.0)
+        stretches = json.loads(state.get("stretches", "[]"))
         say(f"resumed {run_dir} at step {step}")
     if world > 1:
         generator = DistributedDataParallel(generator)
@@ -254,19 +292,28 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     images = data.load_rgb(data.find_images(data_dirs), min_size=cfg.crop)
     if not images:
         raise ValueError(f"no training images of at least {cfg.crop}x{cfg.crop} pixels in {', '.join(map(str, data_dirs))}")
-    degradation = data.Degradation(cfg.quality_min, cfg.quality_max, cfg.gray_fraction, cfg.full_chroma_fraction,
-                                   cfg.qualities)
+    degradation = data.Degradation(**{f.name: getattr(cfg, f.name) for f in fields(data.Degradation)})
     crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank)
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
     lpips = LPIPS() if main_process and cfg.select == "lpips" else None
     if main_process:  # the JPEGs' own scores are the bar to clear; they never change, so measure them once
-        jpeg_psnr, jpeg_distance = mean_scores([compressed for compressed, _, _ in val_pairs], val_pairs, lpips)
+        jpeg_scores = mean_scores([pair.compressed for pair in val_pairs], val_pairs, lpips)
     judged = ema if ema is not None else unwrap(generator)  # what validation and export use
     metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command}
     say(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
-        f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}")
+        f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
+        f"{torch.get_num_threads()} thread(s) each")
+
+    computing = precision.resolve(cfg.precision, device)
+    warning = precision.check(computing, device)
+    stretches.append({"step": step, "precision": computing, "machine": precision.describe(device, computing)})
+    say(f"precision {computing} from step {step} on {precision.describe(device, computing)}"
+        + (f" (warning: {warning})" if warning else ""))
+    if len(stretches) > 1:
+        say("stretches so far: " + "; ".join(f"step {s['step']}: {s['precision']}" for s in stretches))
+    autocast = lambda: precision.autocast(device, computing)  # noqa: E731
 
     started, start_step = time.time(), step
     progress.start()
@@ -276,19 +323,25 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
             for group in (opt.param_groups if opt else []):
                 group["lr"] = learning_rate(cfg, step, peak)
-        restored, own_terms = generate(generator, compressed, quality, clean)
+        with autocast():
+            restored, own_terms = generate(generator, compressed, quality, clean)
+        restored = restored.float()  # losses are reduced in fp32 whatever the forward pass ran in
         gan = gan_phase(cfg, step)
 
         if gan:  # discriminator step: real crops against the generator's (detached) output
-            d_loss = losses.discriminator_loss(cfg.adversarial_form, disc(clean, compressed),
-                                               disc(restored.detach(), compressed), cfg.label_smoothing)
+            with autocast():
+                real, fake = disc(clean, compressed), disc(restored.detach(), compressed)
+            d_loss = losses.discriminator_loss(cfg.adversarial_form, real.float(), fake.float(), cfg.label_smoothing)
             d_opt.zero_grad(set_to_none=True)
             d_loss.backward()
             d_opt.step()
 
-        terms = {**content(restored, clean), **own_terms}  # generator step
+        with autocast():  # generator step
+            terms = {**content(restored, clean), **own_terms}
+            judgement = disc(restored, compressed) if gan else None
+        terms = {name: term.float() for name, term in terms.items()}
         if gan:
-            terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, disc(restored, compressed))
+            terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, judgement.float())
         loss = sum(terms.values())
         g_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -307,9 +360,9 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             rate = (step - start_step) / (time.time() - started)
             say(f"step {step}/{cfg.steps}  {shown}  lr {learning_rate(cfg, step, cfg.lr):.2e}  {rate:.2f} it/s")
         if main_process and (step % cfg.val_every == 0 or step == cfg.steps):
-            restored_psnr, distance = validate(judged, val_pairs, device, lpips)
-            say(f"step {step}  val PSNR {restored_psnr:.3f} dB (JPEG {jpeg_psnr:.3f}, gain {restored_psnr - jpeg_psnr:+.3f})"
-                + (f"  LPIPS {distance:.4f} (JPEG {jpeg_distance:.4f})" if distance is not None else ""))
+            scores = validate(judged, val_pairs, device, lpips)
+            say(report(step, scores, jpeg_scores) + f"  {(seconds_before + time.time() - started) / 3600:.2f} h")
+            restored_psnr, distance = scores.psnr, scores.lpips
             score = -distance if cfg.select == "lpips" else restored_psnr
             if score > best:
                 best = score
@@ -322,6 +375,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
                 **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
                 **({"ema": ema.state_dict()} if ema is not None else {}),
                 "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
+                "seconds": seconds_before + time.time() - started, "stretches": json.dumps(stretches),
             })
 
     progress.stop()
