@@ -133,3 +133,21 @@ def test_shards_together_make_exactly_the_single_run(cli, tmp_path):
     sharded = {p.name: p.read_bytes() for p in (tmp_path / "sharded").iterdir()}
     assert single == sharded and len(single) == 7
     assert cli("restore", tmp_path / "in", "-o", tmp_path / "x", "--shard", "3/3")[0] == 2
+
+
+def test_output_with_an_image_extension_dequant_cannot_write_is_a_usage_error(cli, tmp_path):
+    source = make_jpeg(tmp_path / "in.jpg")
+    for name in ("out.gif", "out.BMP", "out.heic"):
+        code, _, err = cli("restore", source, "-o", tmp_path / name)
+        assert code == 2 and err.count("\n") == 1, err
+        assert "cannot write" in err and ".png" in err and ".webp" in err
+        assert not (tmp_path / name).exists()
+
+
+def test_models_table_fits_80_columns_and_long_has_the_descriptions():
+    env = {"COLUMNS": "80", "TERM": "dumb"}
+    table = run_dequant("models", env=env).stdout.decode()
+    assert "dequant-base (default)" in table and "26.93" in table
+    assert max(len(line) for line in table.splitlines()) <= 80
+    long = run_dequant("models", "--long", env=env).stdout.decode()
+    assert "Compact quality-conditioned U-Net" in long and "bundled" in long

@@ -6,7 +6,7 @@ import torch
 
 from conftest import jpeg_bytes, photo
 from dequant import archs, images, precision
-from dequant.restore import Restorer, Settings
+from dequant.restorer import Restorer, Settings
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import photo
 from dequant import images, registry, weights
-from dequant.restore import Restorer, Settings
+from dequant.restorer import Restorer, Settings
 
 # Input mode -> output mode: palette and 1-bit images come back as the colours they showed.
 RESTORED_MODE = {"L": "L", "RGB": "RGB", "RGBA": "RGBA", "LA": "LA", "P": "RGB", "1": "L", "I;16": "I;16", "I": "I"}

@@ -17,7 +17,7 @@ from PIL import Image
 import corpus
 from conftest import jpeg_bytes, photo, run_dequant
 from dequant import batch, images
-from dequant.restore import Restorer, Settings
+from dequant.restorer import Restorer, Settings
 
 
 def digest(path) -> str:

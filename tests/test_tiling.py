@@ -6,7 +6,7 @@ from PIL import Image
 
 from conftest import jpeg_bytes, photo
 from dequant import images, registry, weights
-from dequant.restore import Restorer, Settings
+from dequant.restorer import Restorer, Settings
 from dequant.tiling import GRID, spans
 
 

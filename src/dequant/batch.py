@@ -53,6 +53,7 @@ def output_format(output: str, format: str | None, default: str) -> str:
 
 def plan(inputs: list[str], output: str, *, recursive: bool, extension: str) -> list[Job]:
     """One job per input image; -o is a file for one input, otherwise a folder mirrored by the inputs."""
+    check_output_extension(output)
     to_file = output == STDIO or Path(output).suffix.lower().lstrip(".") in images.FORMATS
     if STDIO in inputs:
         if len(inputs) > 1 or not to_file:
@@ -74,6 +75,18 @@ def plan(inputs: list[str], output: str, *, recursive: bool, extension: str) -> 
     if clashes:
         raise UsageError(f"several inputs would write the same output: {', '.join(clashes[:3])}")
     return jobs
+
+
+# Extensions of image formats that dequant reads or that people ask for but does not write: -o out.gif
+# is a mistake to point out, not a folder to create.
+OTHER_IMAGE_EXTENSIONS = {".gif", ".bmp", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".ico", ".tga", ".ppm", ".pgm"}
+
+
+def check_output_extension(output: str) -> None:
+    suffix = Path(output).suffix.lower()
+    if suffix in OTHER_IMAGE_EXTENSIONS and suffix.lstrip(".") not in images.FORMATS:
+        writable = ", ".join(sorted({"." + name for name in images.FORMATS}))
+        raise UsageError(f"-o {output}: cannot write {suffix} files; output formats are {writable}")
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -145,7 +145,7 @@ def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: b
         first_qualities: list[int] | None = None, shift: tuple = (4, 4)) -> list[Record]:
     """Every (model, data set, quality) combination, the JPEG rows first; with `first_qualities`,
     every (QF1, QF2) double JPEG instead of each single quality."""
-    from dequant.restore import Restorer
+    from dequant.restorer import Restorer
 
     folders = {name: resolve_data(name) for name in datasets}
     files = {name: find_images([folder])[:limit] for name, folder in folders.items()}

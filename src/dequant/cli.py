@@ -38,6 +38,7 @@ Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into
 SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exist alone (resumes a batch).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
+Mode = Annotated[str, typer.Option(help="fidelity (highest PSNR) or perceptual (GAN-trained, sharper): the mode's default model, unless --model names one.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
 
 
@@ -92,6 +93,7 @@ def restore(
     overwrite: Overwrite = False,
     max_megapixels: MaxMegapixels = 100,
     model: Annotated[Optional[str], typer.Option(help="Registry name, weight file, or hf://org/repo/file.safetensors[@rev].")] = None,
+    mode: Mode = "fidelity",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
@@ -110,7 +112,7 @@ def restore(
         fail_usage(f"--format must be one of {', '.join(FORMAT_CHOICES)}")
     check_device_and_precision(device, precision)
     from dequant import batch, images, raybatch, registry, weights
-    from dequant.restore import Restorer, Settings
+    from dequant.restorer import Restorer, Settings
 
     try:
         fmt = batch.output_format(output, format, "png")
@@ -120,7 +122,7 @@ def restore(
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
         settings = Settings(device, precision, tile, overlap, quality)
-        generator, model_name = weights.load_model(model, registry.load())  # with --ray too: a bad model fails here
+        generator, model_name = weights.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
         if ray:
             raybatch.check(jobs)
         else:
@@ -128,7 +130,7 @@ def restore(
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
     if ray:
-        outcome = raybatch.run(jobs, model=model, settings=settings, format=fmt, skip_existing=skip_existing,
+        outcome = raybatch.run(jobs, model=model_name, settings=settings, format=fmt, skip_existing=skip_existing,
                                overwrite=overwrite, max_pixels=int(max_megapixels * 1e6), address=ray_address,
                                workers=workers, gpus_per_worker=gpus_per_worker)
     else:
@@ -170,6 +172,71 @@ app.command("dequantize", help="Alias of restore.")(restore)
 
 
 @app.command()
+def compare(
+    input: Annotated[Path, typer.Argument(help="The JPEG (or any image) to restore.", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The figure, a PNG file.", show_default=False)],
+    model: Annotated[list[str], typer.Option(help="A model to show; repeat for several (default: the fidelity default).")] = [],
+    mode: Annotated[list[str], typer.Option(help="A mode's default model to show (fidelity, perceptual); repeatable.")] = [],
+    reference: Annotated[Optional[Path], typer.Option(help="The clean original: shown last, and each panel's PSNR and LPIPS against it (whole image).")] = None,
+    crop: Annotated[Optional[str], typer.Option(help="X,Y,W,H of the region to show (default: where the models change most, on the 8x8 grid).")] = None,
+    size: Annotated[int, typer.Option(min=8, help="Side of the automatic crop in pixels.")] = 128,
+    zoom: Annotated[int, typer.Option(min=1, max=16, help="Nearest-neighbour enlargement, so blocks stay visible.")] = 3,
+    quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
+    overwrite: Overwrite = False,
+    lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
+):
+    """Before/after figure: the input beside each model's restoration (and the reference), labelled."""
+    from dequant import compare as comparing
+    from dequant import images, metrics, registry, weights
+    from dequant.restorer import Restorer, Settings
+
+    if output.suffix.lower() != ".png":
+        fail_usage(f"-o {output}: the figure is a PNG; name it .png")
+    if output.exists() and not overwrite:
+        fail_usage(f"output {output} exists (use --overwrite)")
+    try:
+        picture = images.read(input)
+        clean = images.to_uint8(images.read(reference).pixels) if reference else None
+        before = images.to_uint8(picture.pixels)
+        if clean is not None and clean.shape != before.shape:
+            raise images.ImageError(f"{reference}: its size or channels differ from the input's")
+        entries = registry.load()
+        chosen = [(spec, "fidelity") for spec in model] + [(None, m) for m in mode] or [(None, "fidelity")]
+        panels = []
+        for spec, m in chosen:
+            generator, name = weights.load_model(spec, entries, m)
+            restorer = Restorer(generator, Settings(quality=quality))
+            restored = images.to_uint8(restorer(picture).pixels)
+            panels.append(comparing.Panel(name + (f" ({m})" if spec is None and m != "fidelity" else ""), rgb(restored)))
+        strength = f"quality {picture.quality}" if picture.quality else "input"
+        lpips = None
+        if clean is not None:
+            try:
+                lpips = metrics.LPIPS(lpips_weights)
+            except OSError as error:
+                typer.echo(f"note: LPIPS left out, its weights are missing ({error})", err=True)
+        image, shown = comparing.figure(comparing.Panel(f"JPEG {strength}", rgb(before)), panels,
+                                        reference=rgb(clean) if clean is not None else None, crop=crop, size=size,
+                                        zoom=zoom, lpips=lpips)
+    except (images.ImageError, weights.WeightsError, ValueError) as error:
+        fail_usage(str(error))
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=True)
+    images.write_atomic(output, buffer.getvalue())
+    typer.echo(f"{output}: {len(panels) + 1 + (clean is not None)} panels, crop {','.join(map(str, shown))}, "
+               f"zoom {zoom}", err=True)
+
+
+def rgb(pixels):
+    """HxWx1 or HxWx3 uint8 -> HxWx3."""
+    import numpy as np
+
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+@app.command()
 def quantize(
     inputs: Inputs,
     output: Output,
@@ -200,7 +267,10 @@ def quantize(
 
 
 @app.command()
-def models(json_: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False):
+def models(
+    json_: Annotated[bool, typer.Option("--json", help="Print a JSON list with everything the registry says.")] = False,
+    long: Annotated[bool, typer.Option("--long", "-l", help="Add the descriptions and where the weights are.")] = False,
+):
     """List the models in the registry."""
     import json
 
@@ -210,19 +280,33 @@ def models(json_: Annotated[bool, typer.Option("--json", help="Print a JSON list
     if json_:
         typer.echo(json.dumps(rows, indent=2))
         return
+    if long:  # a block per model: readable at any width
+        for row in rows:
+            marks = " (default)" if row["default"] else " (perceptual)" if row["perceptual_default"] else ""
+            typer.echo(f"{row['name']}{marks}: {row['arch']}, {row['params']:,} parameters, {row['location']}")
+            for line in (row["description"], row["bench_summary"]):
+                if line:
+                    typer.echo(f"  {line}")
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "arch", "params", "weights", "description", "bench")
+    # Fits 80 columns: one figure each, LIVE1 at quality 10 (PSNR for fidelity, LPIPS for GANs).
+    table = Table("name", "arch", "params", "LIVE1 Q10 dB", "LPIPS",
+                  caption="dequant models --long: descriptions; --json: everything")
     for row in rows:
-        table.add_row(row["name"] + (" (default)" if row["default"] else ""), row["arch"], f"{row['params']:,}",
-                      row["location"], row["description"], row["bench_summary"])
+        live1 = row["bench"].get("LIVE1", {})
+        psnr, lpips = (live1.get(m, [None])[0] if live1.get("qualities", [None])[0] == 10 else None for m in ("psnr", "lpips"))
+        marks = " (default)" if row["default"] else " (perceptual)" if row["perceptual_default"] else ""
+        table.add_row(row["name"] + marks, row["arch"], f"{row['params']:,}", f"{psnr:.2f}" if psnr else "-",
+                      f"{lpips:.3f}" if lpips else "-")
     Console().print(table)
 
 
 @app.command()
 def bench(
     model: Annotated[list[str], typer.Option(help="Model name, file or hf:// URL; repeat for several; 'jpeg' = the input only.")] = [],
+    mode: Mode = "fidelity",
     data: Annotated[list[str], typer.Option(help="Folder of reference images, or live1 | bsds500 | classic5 under $DEQUANT_DATA.")] = ["live1"],
     quality: Annotated[str, typer.Option(help="Comma-separated JPEG qualities.")] = "10,20,30,40",
     gray: Annotated[bool, typer.Option(help="Grayscale protocol: BT.601 luma, one-channel JPEG.")] = False,
@@ -246,7 +330,7 @@ def bench(
     from dequant import bench as benchmark
     from dequant import metrics as measures
     from dequant import registry, weights
-    from dequant.restore import Settings
+    from dequant.restorer import Settings
 
     check_device_and_precision(device, precision)
     try:
@@ -274,7 +358,7 @@ def bench(
 
     def load(name):
         try:
-            return weights.load_model(name, entries)
+            return weights.load_model(name, entries, mode)
         except weights.WeightsError as error:
             fail_usage(str(error))
 

@@ -58,8 +58,24 @@ def read(source: Path | bytes, max_pixels: int = MAX_PIXELS) -> Picture:
         raise ImageError(f"not a readable image ({error or error.__class__.__name__})") from None
 
 
+def load(image: "str | os.PathLike | bytes | Image.Image", max_pixels: int = MAX_PIXELS) -> Picture:
+    """A Picture from a path, file bytes or a Pillow image (the Python API's inputs)."""
+    if isinstance(image, Image.Image):
+        try:
+            return from_pil(image, max_pixels)
+        except (ImageError, MemoryError):
+            raise
+        except Exception as error:
+            raise ImageError(f"not a usable image ({error or error.__class__.__name__})") from None
+    return read(image if isinstance(image, bytes) else Path(image), max_pixels)
+
+
 def _decode(source: Path | bytes, max_pixels: int) -> Picture:
-    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    return from_pil(Image.open(io.BytesIO(source) if isinstance(source, bytes) else source), max_pixels)
+
+
+def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:
+    """Pixels, alpha, bit depth, JPEG quality (when Pillow read the image from a JPEG), EXIF and ICC."""
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(f"refused: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit "
@@ -111,6 +127,16 @@ def to_pil(picture: Picture, format: str) -> Image.Image:
         if format == "JPEG":
             raise ImageError("JPEG cannot store the alpha channel; write png, webp or tif instead")
         image.putalpha(Image.fromarray(picture.alpha))  # Pillow's alpha bands are 8-bit
+    return image
+
+
+def to_image(picture: Picture) -> Image.Image:
+    """The Picture as a Pillow image with its EXIF and ICC in `info`, and in `encoderinfo` too, so that a
+    plain `image.save(path)` writes them, as `encode` does (Pillow's documented per-image save parameters)."""
+    image = to_pil(picture, "PNG")
+    metadata = {k: v for k, v in (("exif", picture.exif), ("icc_profile", picture.icc)) if v is not None}
+    image.info.update(metadata)
+    image.encoderinfo = dict(metadata)
     return image
 
 

@@ -16,7 +16,7 @@ class RestoreActor:
     def __init__(self, *, model: str | None, registry_path: str, settings: dict, format: str,
                  skip_existing: bool, overwrite: bool, max_pixels: int):
         from dequant import images, registry, weights
-        from dequant.restore import Restorer, Settings
+        from dequant.restorer import Restorer, Settings
 
         generator, _ = weights.load_model(model, registry.load(Path(registry_path)))
         restorer = Restorer(generator, Settings(**settings))

@@ -20,7 +20,8 @@ class ModelEntry:
     file: str
     sha256: str
     description: str = ""
-    default: bool = False
+    default: bool = False  # the fidelity default: what runs when no model is named
+    perceptual_default: bool = False  # what --mode perceptual runs
     hub_repo: str | None = None
     revision: str | None = None
     training: dict = field(default_factory=dict)
@@ -40,10 +41,19 @@ def load(path: Path | None = None) -> dict[str, ModelEntry]:
     return {name: ModelEntry(name=name, **fields) for name, fields in table.items()}
 
 
-def default(models: dict[str, ModelEntry]) -> ModelEntry:
-    marked = [m for m in models.values() if m.default]
+MODES = ("fidelity", "perceptual")
+
+
+def default(models: dict[str, ModelEntry], mode: str = "fidelity") -> ModelEntry:
+    """The model a mode runs: fidelity (highest PSNR) or perceptual (GAN-trained, sharpest)."""
+    if mode not in MODES:
+        raise ValueError(f"--mode takes {' or '.join(MODES)}")
+    marked = [m for m in models.values() if (m.default if mode == "fidelity" else m.perceptual_default)]
+    if mode == "perceptual" and not marked:
+        raise ValueError("no perceptual model in the registry yet; name one with --model (see `dequant models`)")
+    flag = "default" if mode == "fidelity" else "perceptual_default"
     if len(marked) != 1:
-        raise ValueError(f"weights.toml must mark exactly one model default = true (found {len(marked)})")
+        raise ValueError(f"weights.toml must mark exactly one model {flag} = true (found {len(marked)})")
     return marked[0]
 
 
@@ -56,7 +66,8 @@ def describe(entry: ModelEntry) -> dict:
     bench = entry.bench.get("summary", "")
     return {
         "name": entry.name, "arch": entry.arch, "params": sum(p.numel() for p in archs.build(entry.arch, entry.config).parameters()),
-        "file": entry.file, "sha256": entry.sha256, "default": entry.default, "description": entry.description,
+        "file": entry.file, "sha256": entry.sha256, "default": entry.default,
+        "perceptual_default": entry.perceptual_default, "description": entry.description,
         "location": "bundled" if bundled else (hub or "missing"), "hub": hub, "config": entry.config,
         "training": entry.training, "bench": entry.bench, "bench_summary": bench,
     }

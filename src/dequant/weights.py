@@ -131,12 +131,16 @@ def parse_hub_spec(spec: str) -> tuple[str, str, str | None]:
     return "/".join(parts[:2]), "/".join(parts[2:]), revision or None
 
 
-def load_model(spec: str | None, models: dict) -> tuple[torch.nn.Module, str]:
-    """A generator from a registry name, a local path or an hf:// URL; also says what was loaded."""
+def load_model(spec: str | None, models: dict, mode: str = "fidelity") -> tuple[torch.nn.Module, str]:
+    """A generator from a registry name, a local path or an hf:// URL (else the mode's default);
+    also says what was loaded."""
     from dequant import registry
 
     if spec is None or spec in models:
-        entry = models[spec] if spec else registry.default(models)
+        try:
+            entry = models[spec] if spec else registry.default(models, mode)
+        except ValueError as error:
+            raise WeightsError(str(error)) from None
         return build_and_load(entry.arch, entry.config, entry_file(entry)), entry.name
     if spec.startswith("hf://"):
         repo, filename, revision = parse_hub_spec(spec)

@@ -1,4 +1,10 @@
-"""The restoration pipeline: picture -> JPEG quality -> tiled generator -> picture."""
+"""The restoration pipeline: picture -> JPEG quality -> tiled generator -> picture.
+
+`Restorer` is also the Python API for repeated calls: the model loads once.
+
+    restorer = Restorer()                   # the default model; Restorer("galteri-mse"), Restorer(mode="perceptual")
+    restorer.restore("photo.jpg").save("photo.png")   # path, bytes or PIL image in, PIL image out
+"""
 
 import os
 import sys
@@ -60,9 +66,20 @@ def auto_tile(device: torch.device) -> int:
 
 
 class Restorer:
-    """A generator placed on its device, ready to restore pictures one after another."""
+    """A generator placed on its device, ready to restore pictures one after another.
 
-    def __init__(self, model: torch.nn.Module, settings: Settings = Settings()):
+    `model`: a registry name, a weight file or hf:// URL, a torch module, or None for the `mode`'s
+    default (fidelity: highest PSNR; perceptual: GAN-trained). `settings`: device, precision, tiles.
+    """
+
+    def __init__(self, model: "torch.nn.Module | str | os.PathLike | None" = None, settings: Settings = Settings(),
+                 *, mode: str = "fidelity"):
+        if not isinstance(model, torch.nn.Module):
+            from dequant import registry, weights
+
+            model, self.name = weights.load_model(None if model is None else str(model), registry.load(), mode)
+        else:
+            self.name = type(model).__name__
         self.settings = settings
         self.device = pick_device(settings.device)
         self.precision = precision.resolve(settings.precision, self.device)
@@ -77,19 +94,29 @@ class Restorer:
         self.tile = settings.tile if settings.tile is not None else auto_tile(self.device)
         self.last: dict = {}  # what the last call read, used and took: for --verbose
 
-    def quality_of(self, picture: Picture) -> int:
-        """Forced, else read from the file's tables, else estimated from the pixels."""
-        if self.settings.quality is not None:
-            return self.settings.quality
+    def quality_of(self, picture: Picture, forced: int | None = None) -> int:
+        """Forced (here or in the settings), else read from the file's tables, else estimated from the pixels."""
+        forced = forced if forced is not None else self.settings.quality
+        if forced is not None:
+            return forced
         if picture.quality is not None:
             return picture.quality
         pixels = images.to_uint8(picture.pixels)
         return jpeg.blind_quality(pixels[..., 0] if picture.gray else pixels)
 
+    def restore(self, image, *, quality: int | None = None) -> "PIL.Image.Image":
+        """A path, file bytes or PIL image, restored, as a PIL image with the input's EXIF and ICC in `info`.
+
+        `quality` overrides the strength read from the JPEG's tables (or estimated from the pixels).
+        Raises images.ImageError for an unreadable image.
+        """
+        return images.to_image(self(images.load(image), quality=quality))
+
     @torch.inference_mode()
-    def __call__(self, picture: Picture) -> Picture:
+    def __call__(self, picture: Picture, *, quality: int | None = None) -> Picture:
         started = time.perf_counter()
-        quality = float(self.quality_of(picture))
+        forced = quality if quality is not None else self.settings.quality
+        quality = float(self.quality_of(picture, forced))
         image = torch.from_numpy(picture.pixels).permute(2, 0, 1)[None]
         if picture.gray:  # the generators see RGB; a gray image is R = G = B
             image = image.expand(1, 3, -1, -1)
@@ -103,8 +130,8 @@ class Restorer:
         restored = self.run_with_smaller_tiles_on_oom(run, image)
         if picture.gray:
             restored = restored.mean(dim=1, keepdim=True)
-        self.last = {"read": picture.quality, "strength": int(quality), "tile": self.tile,
-                     "seconds": time.perf_counter() - started}
+        self.last = {"read": picture.quality, "strength": int(quality), "forced": forced is not None,
+                     "tile": self.tile, "seconds": time.perf_counter() - started}
         return picture.with_pixels(restored[0].permute(1, 2, 0).numpy())
 
     def describe(self) -> str:
@@ -116,7 +143,7 @@ class Restorer:
         last = self.last
         read = f"quality read {last['read']}" if last["read"] is not None else "no tables (estimated from the pixels)"
         tile = f"tile {last['tile']}" if last["tile"] else "whole image"
-        strength = f"strength {last['strength']}" + (" (--quality)" if self.settings.quality is not None else "")
+        strength = f"strength {last['strength']}" + (" (--quality)" if last["forced"] else "")
         return f"{read}, {strength}, {tile}, {self.device} {self.precision}, {last['seconds']:.2f} s"
 
     def run_with_smaller_tiles_on_oom(self, run, image: torch.Tensor) -> torch.Tensor:
