@@ -38,6 +38,7 @@ Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into
 SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exist alone (resumes a batch).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
+Backend = Annotated[str, typer.Option(help="torch, or onnxruntime: the model exported to ONNX and run by onnxruntime (pip install 'dequant[onnx]').")]
 Mode = Annotated[str, typer.Option(help="fidelity (highest PSNR) or perceptual (GAN-trained, sharper): the mode's default model, unless --model names one.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
 
@@ -96,6 +97,7 @@ def restore(
     mode: Mode = "fidelity",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
+    backend: Backend = "torch",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
@@ -121,7 +123,7 @@ def restore(
             jobs = batch.shard(jobs, *batch.parse_shard(shard))
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
-        settings = Settings(device, precision, tile, overlap, quality)
+        settings = Settings(device, precision, tile, overlap, quality, backend=backend)
         generator, model_name = weights.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
         if ray:
             raybatch.check(jobs)
@@ -237,6 +239,30 @@ def rgb(pixels):
 
 
 @app.command()
+def export(
+    model: Annotated[Optional[str], typer.Argument(help="Registry name, weight file or hf:// URL (default: the default model).", show_default=False)] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write.", show_default=False)] = ...,
+    overwrite: Overwrite = False,
+):
+    """Export a model to ONNX: dynamic batch and size, quality as a named input, metadata inside."""
+    from dequant import onnx_graph, registry, weights
+
+    if output.exists() and not overwrite:
+        fail_usage(f"output {output} exists (use --overwrite)")
+    try:
+        entries = registry.load()
+        generator, name = weights.load_model(model, entries)
+        entry = entries.get(name)
+        data = onnx_graph.to_onnx(generator, onnx_graph.export_metadata(name, entry, entry.sha256 if entry else None))
+    except (weights.WeightsError, ValueError) as error:
+        fail_usage(str(error))
+    from dequant import images
+
+    images.write_atomic(output, data)
+    typer.echo(f"{output}: {name}, {len(data) / 1e6:.1f} MB, sha256 {onnx_graph.sha256(data)}")
+
+
+@app.command()
 def quantize(
     inputs: Inputs,
     output: Output,
@@ -318,6 +344,7 @@ def bench(
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as Markdown.")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16, as for restore.")] = "auto",
+    backend: Backend = "torch",
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
     lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
 ):
@@ -365,7 +392,7 @@ def bench(
     with Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=not err.is_terminal) as progress:
         records = benchmark.run(models, data, qualities, gray=gray, wanted=wanted, limit=limit,
-                                settings=Settings(device=device, precision=precision, tile=tile), lpips=lpips, load_model=load,
+                                settings=Settings(device=device, precision=precision, tile=tile, backend=backend), lpips=lpips, load_model=load,
                                 progress=progress, first_qualities=firsts, shift=(rows, columns))
     show_bench_table(records, data)
     if json_file:

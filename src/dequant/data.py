@@ -122,6 +122,7 @@ class Degradation:
     shift_fraction: float = 0.0  # share of those whose second grid is shifted by 1-7 pixels on each axis
     resize_fraction: float = 0.0  # share of those resized between the saves (x0.5 to x1.25)
     table_fraction: float = 0.0  # share of saves with non-IJG tables (TABLE_KINDS)
+    aligned_fraction: float = 0.0  # share of crops cut on the source's own 8x8 grid (see JpegCrops._sample)
 
     def quality(self, rng: np.random.Generator) -> int:
         if self.qualities:
@@ -199,8 +200,11 @@ class JpegCrops(torch.utils.data.Dataset):
         # Older recipes drew the region before the degradation; keep that order when they are all there is.
         recipe = self.deg.recipe(rng, self.crop, min(image.shape[:2])) if double_kinds else None
         side = recipe.source_side(self.crop) if recipe else self.crop
-        y = rng.integers(image.shape[0] - side + 1)
-        x = rng.integers(image.shape[1] - side + 1)
+        # Sources that are JPEGs themselves (BSDS500's are quality 95) re-saved on their own grid change
+        # almost nothing; aligned crops teach the generator to leave such a re-save alone.
+        step = 8 if self.deg.aligned_fraction and rng.random() < self.deg.aligned_fraction else 1
+        y = step * rng.integers((image.shape[0] - side) // step + 1)
+        x = step * rng.integers((image.shape[1] - side) // step + 1)
         clean = np.rot90(image[y : y + side, x : x + side], k=rng.integers(4))
         if rng.random() < 0.5:
             clean = clean[:, ::-1]

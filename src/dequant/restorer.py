@@ -25,6 +25,9 @@ class Settings:
     overlap: int = 48  # context around each tile, enough for seamless stitching
     quality: int | None = None  # force the JPEG quality instead of reading or estimating it
     threads: int = 0  # CPU threads; 0 = every core (or OMP_NUM_THREADS when set)
+    backend: str = "torch"  # torch | onnxruntime (the model exported to ONNX on load; fp32; the onnx extra)
+
+BACKENDS = ("torch", "onnxruntime")
 
 
 def pick_device(name: str) -> torch.device:
@@ -82,15 +85,24 @@ class Restorer:
             self.name = type(model).__name__
         self.settings = settings
         self.device = pick_device(settings.device)
-        self.precision = precision.resolve(settings.precision, self.device)
+        if settings.backend not in BACKENDS:
+            raise ValueError(f"--backend takes {' or '.join(BACKENDS)}")
+        if settings.backend == "onnxruntime" and settings.precision not in ("auto", "fp32"):
+            raise ValueError("--backend onnxruntime computes in fp32: leave --precision at auto or fp32")
+        self.precision = "fp32" if settings.backend == "onnxruntime" else precision.resolve(settings.precision, self.device)
         warning = precision.check(self.precision, self.device)
         if warning:
             print(f"dequant: warning: {warning}", file=sys.stderr)
         if settings.threads or (self.device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS")):
             torch.set_num_threads(settings.threads or os.cpu_count() or 1)
-        # Channels-last convolutions: 1.2-2.2x faster on the CPU for our generators (measured on a
-        # 481x321 image), outputs within 1/255 of the default layout. Weights stay fp32 (see precision).
-        self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
+        if settings.backend == "onnxruntime":
+            from dequant import onnx_graph
+
+            self.model = onnx_graph.OnnxGenerator(onnx_graph.to_onnx(model.cpu(), {}), self.device, torch.get_num_threads())
+        else:
+            # Channels-last convolutions: 1.2-2.2x faster on the CPU for our generators (measured on a
+            # 481x321 image), outputs within 1/255 of the default layout. Weights stay fp32 (see precision).
+            self.model = model.to(self.device).to(memory_format=torch.channels_last).eval()
         self.tile = settings.tile if settings.tile is not None else auto_tile(self.device)
         self.last: dict = {}  # what the last call read, used and took: for --verbose
 
@@ -123,8 +135,11 @@ class Restorer:
 
         def run(tiles: torch.Tensor) -> torch.Tensor:
             q = torch.full((tiles.shape[0],), quality, device=self.device)
-            with precision.autocast(self.device, self.precision):
-                out = self.model(tiles.to(self.device).contiguous(memory_format=torch.channels_last), q)
+            if self.settings.backend == "onnxruntime":
+                out = self.model(tiles, q)
+            else:
+                with precision.autocast(self.device, self.precision):
+                    out = self.model(tiles.to(self.device).contiguous(memory_format=torch.channels_last), q)
             return out.float().clamp(0, 1).cpu()
 
         restored = self.run_with_smaller_tiles_on_oom(run, image)
@@ -136,7 +151,8 @@ class Restorer:
 
     def describe(self) -> str:
         """Where and how it runs, e.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32'."""
-        return precision.describe(self.device, self.precision)
+        backend = " (onnxruntime)" if self.settings.backend == "onnxruntime" else ""
+        return precision.describe(self.device, self.precision) + backend
 
     def describe_last(self) -> str:
         """The last call: the quality the file read (or that was estimated), the strength used, the tile, time."""
@@ -177,5 +193,5 @@ def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
         return True
     message = str(error).lower()
-    return "can't allocate memory" in message or "out of memory" in message
+    return any(words in message for words in ("can't allocate memory", "out of memory", "failed to allocate memory"))
 

@@ -1,0 +1,103 @@
+"""ONNX: every registry model as one graph, and onnxruntime as a restore backend.
+
+The graph takes `image`, float32 N x 3 x H x W in [0, 1], any batch and size
+(each generator pads to its own grid inside the graph and crops back), and,
+for models conditioned on the JPEG quality, `quality`, float32 N (1-100, as
+read from the file's luma table). It returns `restored`, same shape, clamped
+to [0, 1]. Needs the `onnx` extra: pip install 'dequant[onnx]'.
+"""
+
+import hashlib
+import io
+import json
+import warnings
+
+import numpy as np
+import torch
+
+from dequant import __version__
+
+OPSET = 17
+INPUT_CONVENTION = ("image: float32 NCHW RGB in [0, 1], any N, H, W (padded to the model's grid inside the graph); "
+                    "quality: float32 N, the JPEG quality 1-100 read from the file's luma table (IJG scale), "
+                    "present only for quality-conditioned models; restored: float32 NCHW in [0, 1]")
+
+
+def require():
+    """The onnx and onnxruntime modules, or a one-line reason they are missing."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise ValueError("ONNX needs its extra: pip install 'dequant[onnx]'") from None
+    return onnx, onnxruntime
+
+
+class Graph(torch.nn.Module):
+    """What the ONNX file computes: the generator, clamped to [0, 1]."""
+
+    def __init__(self, generator: torch.nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        return self.generator(image, quality).clamp(0, 1)
+
+
+def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
+    """The ONNX model bytes of a generator, with `metadata` in its metadata_props, checked."""
+    onnx, _ = require()
+    graph = Graph(generator).eval()
+    example = (torch.rand(2, 3, 40, 56), torch.tensor([30.0, 60.0]))  # batch 2: no specialising on 1
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter: the dynamo one cannot yet export the pad-to-grid arithmetic on
+        # symbolic sizes ("Cannot create Dim with inconsistent min"), measured with torch 2.13.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET,
+                          input_names=["image", "quality"], output_names=["restored"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "quality": {0: "batch"},
+                                        "restored": {0: "batch", 2: "height", 3: "width"}})
+    graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
+    model = onnx.load_from_string(buffer.getvalue())
+    inputs = [i.name for i in model.graph.input]
+    metadata = {**metadata, "inputs": ",".join(inputs), "uses_quality": str("quality" in inputs).lower()}
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def export_metadata(name: str, entry, weights_sha256: str | None) -> dict[str, str]:
+    """What a reader of the file needs: the model, its provenance, the input convention, the licence."""
+    return {
+        "name": name, "producer": f"dequant {__version__}", "version": __version__,
+        "arch": entry.arch if entry else "", "config": json.dumps(entry.config) if entry else "",
+        "weights_sha256": weights_sha256 or "", "input_convention": INPUT_CONVENTION,
+        "license": "MIT (dequant and its trained weights)",
+    }
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class OnnxGenerator:
+    """An exported graph run by onnxruntime, called like the torch generators: (tiles, quality) -> tiles."""
+
+    def __init__(self, model: bytes, device: torch.device, threads: int):
+        _, ort = require()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        providers = ["CPUExecutionProvider"]
+        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(model, options, providers=providers)
+        self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        feed = {"image": np.ascontiguousarray(image.cpu().numpy(), dtype=np.float32)}
+        if "quality" in self.inputs:  # the exporter drops inputs a model never reads
+            feed["quality"] = quality.cpu().numpy().astype(np.float32)
+        return torch.from_numpy(self.session.run(["restored"], feed)[0])
