@@ -2,7 +2,7 @@
 
     python scripts/register.py NAME --description "..." [--bench docs/bench/FILE.json]
 
-Copies runs/NAME/model.safetensors to src/dequant/bundled/NAME.safetensors and prints the entry:
+Copies runs/NAME/model.safetensors (--runs for another folder) to src/dequant/bundled/NAME.safetensors and prints the entry:
 the run's own weights.toml (arch, config, sha256, exact command, steps, val PSNR), the data,
 and, given a `dequant bench --json` file, the model's figures from it.
 """
@@ -29,7 +29,8 @@ def bench_tables(name: str, path: Path) -> str:
     q10 = next(r for r in records if r["data"] == "LIVE1" and r["quality"] == 10)
     text = (f'\n[models.{name}.bench]\ncommand = {json.dumps(bench_command(path))}\n'
             f'summary = "LIVE1 Q10 {q10["psnr"]:.2f} dB RGB PSNR, LPIPS {q10["lpips"]:.4f}"\n'
-            f'megapixels_per_second = {sum(speed) / len(speed):.3f}\ndevice = "cpu, 2 cores"\n')
+            f'megapixels_per_second = {sum(speed) / len(speed):.3f}\n'
+            f'device = "{q10["device"]} {q10.get("precision", "")}, {q10.get("cpu", "")}, 2 cores"\n')
     for data in dict.fromkeys(r["data"] for r in records):
         rows = sorted((r for r in records if r["data"] == data), key=lambda r: r["quality"])
         text += (f'\n[models.{name}.bench."{data}"]\nqualities = {[r["quality"] for r in rows]}\n'
@@ -49,8 +50,9 @@ def main():
     parser.add_argument("name")
     parser.add_argument("--description", required=True)
     parser.add_argument("--bench", type=Path)
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="the folder holding the run directory")
     args = parser.parse_args()
-    run = Path("runs") / args.name
+    run = args.runs / args.name
     bundled = weights.BUNDLED / f"{args.name}.safetensors"
     shutil.copyfile(run / "model.safetensors", bundled)
     entry = (run / "weights.toml").read_text()

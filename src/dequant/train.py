@@ -387,15 +387,22 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         return None
     final = run_dir / "model.safetensors"
     final.write_bytes((run_dir / "best.safetensors").read_bytes())
-    (run_dir / "weights.toml").write_text(registry_entry(final, cfg, command))
+    hours = (seconds_before + time.time() - started) / 3600
+    (run_dir / "weights.toml").write_text(registry_entry(final, cfg, command, hours, stretches))
     chosen = weights.read_metadata(final)
     say(f"wrote {final} (step {chosen['steps']}, val PSNR {chosen['val_psnr']} dB"
         + (f", LPIPS {chosen['val_lpips']}" if "val_lpips" in chosen else "") + f") and {run_dir / 'weights.toml'}")
     return final
 
 
-def registry_entry(path: Path, cfg: TrainConfig, command: str) -> str:
-    """A weights.toml entry for the exported model, ready to paste."""
+def describe_stretches(stretches) -> str:
+    """'from step 0: cpu (AMD EPYC, AVX2, no native bf16), fp32; from step 4000: ...'."""
+    return "; ".join(f"from step {stretch['step']}: {stretch['machine']}" for stretch in stretches)
+
+
+def registry_entry(path: Path, cfg: TrainConfig, command: str, hours: float = 0.0, stretches=()) -> str:
+    """A weights.toml entry for the exported model, ready to paste: with the run's wall-clock training
+    hours (all stretches) and the precision and machine of each stretch."""
     meta = weights.read_metadata(path)
     name = path.parent.name
     return (
@@ -403,4 +410,6 @@ def registry_entry(path: Path, cfg: TrainConfig, command: str) -> str:
         f'file = "{name}.safetensors"\nsha256 = "{weights.sha256(path)}"\n'
         f"[models.{name}.training]\ncommand = {json.dumps(command)}\nsteps = {meta['steps']}\n"
         f"val_psnr = {meta['val_psnr']}\n" + (f"val_lpips = {meta['val_lpips']}\n" if "val_lpips" in meta else "")
+        + f"run_steps = {cfg.steps}\nrun_hours = {hours:.2f}\n"
+        + f"precision = {json.dumps(describe_stretches(stretches))}\n"
     )
