@@ -98,3 +98,22 @@ def test_export_refuses_to_overwrite_and_names_a_missing_model(cli, tmp_path):
     assert code == 2 and "exists" in err and (tmp_path / "x.onnx").read_bytes() == b"keep"
     code, _, err = cli("export", "no-such-model", "-o", tmp_path / "y.onnx")
     assert code == 2 and "no-such-model" in err
+
+
+def test_auto_backend_is_onnxruntime_only_for_fp32_on_the_cpu(tmp_path, monkeypatch):
+    from dequant import precision
+    from dequant.restorer import pick_backend
+
+    cpu = torch.device("cpu")
+    assert pick_backend("auto", cpu, "fp32") == "onnxruntime"  # the extra is installed here
+    assert pick_backend("auto", cpu, "bf16") == "torch"  # native bf16: torch is twice as fast
+    assert pick_backend("auto", torch.device("cuda"), "bf16") == "torch"
+    assert pick_backend("torch", cpu, "fp32") == "torch"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    generator, _ = weights.load_model("arcnn-plus", registry.load())
+    first = onnx_graph.cached_graph(generator)
+    assert len(list((tmp_path / "dequant" / "onnx").glob("*.onnx"))) == 1
+    assert onnx_graph.cached_graph(generator) == first  # read back, not exported again
+    with torch.no_grad():
+        next(generator.parameters()).add_(0.01)
+    assert onnx_graph.cached_graph(generator) != first  # other weights, another graph

@@ -53,10 +53,10 @@ def tiny_model():
 def test_both_precisions_restore_a_tiny_image(native_bf16, native, capsys):
     native_bf16(native)
     picture = images.read(jpeg_bytes(photo(40, 56), 20))
-    exact = Restorer(tiny_model(), Settings(precision="fp32", tile=0))(picture).pixels
-    auto = Restorer(tiny_model(), Settings(precision="auto", tile=0))
+    exact = Restorer(tiny_model(), Settings(precision="fp32", tile=0, backend="torch"))(picture).pixels
+    auto = Restorer(tiny_model(), Settings(precision="auto", tile=0, backend="torch"))
     assert auto.precision == ("bf16" if native else "fp32")
-    forced = Restorer(tiny_model(), Settings(precision="bf16", tile=0))
+    forced = Restorer(tiny_model(), Settings(precision="bf16", tile=0, backend="torch"))
     warned = "emulates bf16" in capsys.readouterr().err
     assert warned == (not native)
     half = forced(picture).pixels

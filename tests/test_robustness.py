@@ -130,7 +130,7 @@ class Greedy(torch.nn.Module):
 def test_out_of_memory_retries_with_smaller_tiles(capsys):
     picture = images.read(jpeg_bytes(photo(300, 250)))
     model = Greedy(fits=200)
-    restorer = Restorer(model, Settings(device="cpu", tile=0, overlap=16))
+    restorer = Restorer(model, Settings(device="cpu", tile=0, overlap=16, backend="torch"))
     restored = restorer(picture)
     assert np.array_equal(restored.pixels, picture.pixels)
     assert model.sides[0] == 300 and max(model.sides[1:]) <= 200 and restorer.tile == 144
@@ -138,7 +138,7 @@ def test_out_of_memory_retries_with_smaller_tiles(capsys):
 
 
 def test_out_of_memory_at_the_smallest_tile_is_exit_code_3(tmp_path):
-    restorer = Restorer(Greedy(fits=10), Settings(device="cpu", tile=0, overlap=16))
+    restorer = Restorer(Greedy(fits=10), Settings(device="cpu", tile=0, overlap=16, backend="torch"))
     (tmp_path / "in.jpg").write_bytes(jpeg_bytes(photo(96, 128)))
     outcome = batch.run([batch.Job(tmp_path / "in.jpg", tmp_path / "out.png")],
                         lambda picture: images.encode(restorer(picture), "PNG"), verb="restored")

@@ -47,6 +47,7 @@ class Record:
     first_quality: int | None = None  # double JPEG: the earlier compression's quality
     shift: tuple | None = None  # double JPEG: rows and columns cropped between the two
     precision: str = "-"  # what the restorer computed in (auto resolved): fp32, bf16 or fp16
+    backend: str = "-"  # torch or onnxruntime
     cpu: str = ""  # model name, torch's capability string, bf16 native or not: timings differ by CPU
 
 
@@ -173,7 +174,7 @@ def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: b
                     megapixels_per_second=means.get("megapixels_per_second"),
                     peak_memory_mb=peak_memory_mb(restorer) if restorer else None, device=device,
                     first_quality=first, shift=shift if first is not None else None,
-                    precision=restorer.precision if restorer else "-", cpu=precision.cpu_description(),
+                    precision=restorer.precision if restorer else "-", backend=restorer.backend if restorer else "-", cpu=precision.cpu_description(),
                 ))
     return records
 
@@ -201,7 +202,8 @@ def cell(value, digits) -> str:
 
 def markdown(records: list[Record], command: str) -> str:
     """The table for the README, with the command that produced it."""
-    machines = sorted({f"{r.device} {r.precision}" + (f" ({r.cpu})" if r.device == "cpu" else "") for r in records if r.device != "-"})
+    machines = sorted({f"{r.device} {r.precision} {r.backend}" + (f" ({r.cpu})" if r.device == "cpu" else "")
+                       for r in records if r.device != "-"})
     lines = [
         f"Produced by `{command}`" + (f" on {'; '.join(machines)}." if machines else "."),
         "",

@@ -38,7 +38,7 @@ Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into
 SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exist alone (resumes a batch).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
-Backend = Annotated[str, typer.Option(help="torch, or onnxruntime: the model exported to ONNX and run by onnxruntime (pip install 'dequant[onnx]').")]
+Backend = Annotated[str, typer.Option(help="auto|torch|onnxruntime: auto runs onnxruntime where the onnx extra is installed and the CPU computes in fp32, else torch.")]
 Mode = Annotated[str, typer.Option(help="fidelity (highest PSNR) or perceptual (GAN-trained, sharper): the mode's default model, unless --model names one.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
 
@@ -97,7 +97,7 @@ def restore(
     mode: Mode = "fidelity",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
-    backend: Backend = "torch",
+    backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
@@ -344,7 +344,7 @@ def bench(
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as Markdown.")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16, as for restore.")] = "auto",
-    backend: Backend = "torch",
+    backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
     lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
 ):

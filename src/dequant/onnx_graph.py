@@ -10,7 +10,9 @@ to [0, 1]. Needs the `onnx` extra: pip install 'dequant[onnx]'.
 import hashlib
 import io
 import json
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,6 +69,30 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dequant" / "onnx"
+
+
+def cached_graph(generator: torch.nn.Module) -> bytes:
+    """The generator's ONNX bytes, exported once per weights, torch and dequant version, then read from
+    the cache (an export takes about a second, a one-image restore less). No cache where it cannot be written."""
+    key = hashlib.sha256(f"{type(generator).__name__} {torch.__version__} {__version__} {OPSET}".encode())
+    for name, tensor in sorted(generator.state_dict().items()):
+        key.update(name.encode())
+        key.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    path = cache_dir() / f"{key.hexdigest()}.onnx"
+    if path.is_file():
+        return path.read_bytes()
+    data = to_onnx(generator, {})
+    try:
+        from dequant.images import write_atomic
+
+        write_atomic(path, data)
+    except OSError:
+        pass
+    return data
 
 
 def export_metadata(name: str, entry, weights_sha256: str | None) -> dict[str, str]:
