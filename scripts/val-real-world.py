@@ -9,7 +9,6 @@
 """
 
 import argparse
-import io
 import json
 
 import numpy as np

@@ -101,7 +101,6 @@ def test_export_refuses_to_overwrite_and_names_a_missing_model(cli, tmp_path):
 
 
 def test_auto_backend_is_onnxruntime_only_for_fp32_on_the_cpu(tmp_path, monkeypatch):
-    from dequant import precision
     from dequant.restorer import pick_backend
 
     cpu = torch.device("cpu")

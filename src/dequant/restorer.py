@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from PIL import Image
 
 from dequant import images, jpeg, precision, tiling
 from dequant.images import Picture
@@ -128,7 +129,7 @@ class Restorer:
         pixels = images.to_uint8(picture.pixels)
         return jpeg.blind_quality(pixels[..., 0] if picture.gray else pixels)
 
-    def restore(self, image, *, quality: int | None = None) -> "PIL.Image.Image":
+    def restore(self, image, *, quality: int | None = None) -> "Image.Image":
         """A path, file bytes or PIL image, restored, as a PIL image with the input's EXIF and ICC in `info`.
 
         `quality` overrides the strength read from the JPEG's tables (or estimated from the pixels).
