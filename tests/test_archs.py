@@ -59,3 +59,15 @@ def test_dequantizernet_without_batch_norm_has_none():
     with_bn, without = archs.build("dequantizernet", {}), archs.build("dequantizernet", {"batch_norm": False})
     is_bn = lambda module: isinstance(module, torch.nn.BatchNorm2d)
     assert any(map(is_bn, with_bn.modules())) and not any(map(is_bn, without.modules()))
+
+
+def test_qunet_with_nafnet_blocks_keeps_size_and_starts_at_the_identity():
+    torch.manual_seed(0)
+    model = archs.build("qunet", {"widths": [16, 32, 64], "blocks": [1, 1, 2], "block": "naf"}).eval()
+    image = torch.rand(2, 3, 37, 45)
+    with torch.inference_mode():
+        out = model(image, torch.tensor([10.0, 70.0]))
+    assert out.shape == image.shape and (out - image).abs().max() < 1e-6
+    assert any(isinstance(m, torch.nn.Conv2d) and m.groups > 1 for m in model.modules())  # depth-wise
+    with pytest.raises(ValueError, match="block"):
+        archs.build("qunet", {"block": "transformer"})

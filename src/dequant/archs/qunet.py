@@ -6,6 +6,10 @@ most of its depth sits (cheap there, and it sees whole blocks). Every
 residual block is scaled per channel by a small embedding of the quality,
 so one set of weights covers qualities 1 to 100. The output is a residual
 added to the input, so an untrained network starts as the identity.
+
+`block = "naf"` swaps the residual blocks for NAFNet's (Chen et al. 2022: channel
+layer norm, depth-wise 3x3, a gate instead of an activation, simplified channel
+attention, a gated feed-forward), a candidate of the architecture tournament.
 """
 
 import torch
@@ -38,12 +42,52 @@ class ResBlock(nn.Module):
         return x + branch * (1 + self.gain(cond))[:, :, None, None]
 
 
+class LayerNorm2d(nn.Module):
+    """Layer norm over the channels of each pixel."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def simple_gate(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=1)
+    return first * second
+
+
+class NAFBlock(nn.Module):
+    """NAFNet's block, its two branches scaled per channel by the quality like ResBlock's."""
+
+    def __init__(self, channels: int, cond_dim: int):
+        super().__init__()
+        wide = 2 * channels
+        self.norm1, self.norm2 = LayerNorm2d(channels), LayerNorm2d(channels)
+        self.expand = nn.Conv2d(channels, wide, 1)
+        self.depthwise = nn.Conv2d(wide, wide, 3, padding=1, groups=wide)
+        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, channels, 1))
+        self.project = nn.Conv2d(channels, channels, 1)
+        self.ffn_in, self.ffn_out = nn.Conv2d(channels, wide, 1), nn.Conv2d(channels, channels, 1)
+        self.gains = nn.Linear(cond_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gain_mix, gain_ffn = (1 + self.gains(cond))[:, :, None, None].chunk(2, dim=1)
+        y = simple_gate(self.depthwise(self.expand(self.norm1(x))))
+        x = x + self.project(y * self.attention(y)) * gain_mix
+        return x + self.ffn_out(simple_gate(self.ffn_in(self.norm2(x)))) * gain_ffn
+
+
+BLOCKS = {"res": ResBlock, "naf": NAFBlock}
+
+
 class Stage(nn.Module):
     """A run of residual blocks at one resolution."""
 
-    def __init__(self, channels: int, blocks: int, cond_dim: int):
+    def __init__(self, channels: int, blocks: int, cond_dim: int, block: str = "res"):
         super().__init__()
-        self.blocks = nn.ModuleList(ResBlock(channels, cond_dim) for _ in range(blocks))
+        self.blocks = nn.ModuleList(BLOCKS[block](channels, cond_dim) for _ in range(blocks))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -63,20 +107,23 @@ class QUNet(nn.Module):
         widths: tuple[int, int, int] = (32, 64, 128),
         blocks: tuple[int, int, int] = (2, 2, 4),
         cond_dim: int = 64,
+        block: str = "res",  # res | naf
     ):
         super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"qunet block takes {' or '.join(BLOCKS)}")
         w1, w2, w3 = widths
         self.embed = QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
-        self.enc1 = Stage(w1, blocks[0], cond_dim)
+        self.enc1 = Stage(w1, blocks[0], cond_dim, block)
         self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
-        self.enc2 = Stage(w2, blocks[1], cond_dim)
+        self.enc2 = Stage(w2, blocks[1], cond_dim, block)
         self.down2 = nn.Conv2d(w2, w3, 3, stride=2, padding=1)
-        self.middle = Stage(w3, blocks[2], cond_dim)
+        self.middle = Stage(w3, blocks[2], cond_dim, block)
         self.up2 = nn.Sequential(nn.Conv2d(w3, 4 * w2, 1), nn.PixelShuffle(2))
-        self.dec2 = Stage(w2, blocks[1], cond_dim)
+        self.dec2 = Stage(w2, blocks[1], cond_dim, block)
         self.up1 = nn.Sequential(nn.Conv2d(w2, 4 * w1, 1), nn.PixelShuffle(2))
-        self.dec1 = Stage(w1, blocks[0], cond_dim)
+        self.dec1 = Stage(w1, blocks[0], cond_dim, block)
         self.tail = nn.Sequential(nn.Conv2d(w1, 4 * channels, 3, padding=1), nn.PixelShuffle(2))
         # Start as the identity: the residual is zero until training says otherwise.
         nn.init.zeros_(self.tail[0].weight)
