@@ -108,3 +108,31 @@ def test_validation_recipes_cover_the_real_world_kinds_when_training_on_them():
     assert {kind for kind, _ in data.validation_recipes((10, 30), real_world=False)} == {"single"}
     kinds = [kind for kind, _ in data.validation_recipes((10, 30), real_world=True)]
     assert kinds.count("single") == 2 and "double" in kinds and "tables" in kinds
+
+
+def test_table_features_are_what_the_file_stores():
+    """A table-conditioned generator is told the tables the file holds, as Pillow reads them back."""
+    tables = data.encoder_tables("jitter", 30, np.random.default_rng(1))
+    compression = Compression(30, tables=tables)
+    stored = quantization(jpeg.encode(Image.fromarray(CLEAN), 30, tables=tables))
+    features = compression.table_features()
+    assert features.shape == (128,) and features.dtype == np.float32 and 0 <= features.min() <= features.max() <= 1
+    assert np.allclose(features, jpeg.table_features(stored[0], stored[1]))
+    ijg = Compression(30).table_features()
+    assert np.allclose(ijg, jpeg.table_features(*quantization(jpeg.encode(Image.fromarray(CLEAN), 30)).values()))
+    gray = Compression(30).table_features(gray=True)
+    assert np.array_equal(gray[:64], gray[64:])  # a gray file has one table: it stands for both
+
+
+def test_crops_carry_the_tables_when_asked():
+    deg = data.Degradation(double_fraction=0.5, table_fraction=0.5)
+    kwargs = dict(crop=32, batch=4, seed=3, degradation=deg)
+    images = [CLEAN]
+    compressed, clean, tables = data.JpegCrops(images, tables=True, **kwargs)[5]
+    _, _, quality = data.JpegCrops(images, **kwargs)[5]
+    assert tables.shape == (4, 128) and quality.shape == (4,)
+    assert torch.equal(compressed, data.JpegCrops(images, **kwargs)[5][0])  # the same crops either way
+    # The luma half of the features reads back the quality the scalar carries.
+    for features, q in zip(tables.numpy(), quality.tolist()):
+        steps = np.rint(np.exp(features[:64] * np.log(255)))
+        assert jpeg.quality_from_table(steps) == q

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib.util import find_spec
 
 import pytest
 import torch
@@ -173,3 +174,20 @@ def test_precision_follows_the_machine_of_each_stretch(folders, tmp_path, monkey
     assert "stretches so far: step 0: bf16; step 2: fp32" in lines
     state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert [s["precision"] for s in json.loads(state["stretches"])] == ["bf16", "fp32"] and state["seconds"] > 0
+
+
+def test_qunet_conditioned_on_tables_trains_on_real_world_jpegs(folders, tmp_path):
+    out = tmp_path / "run"
+    result = subprocess.run(train_command(folders, out, TINY_ARCH["qunet"][:-1] + ', condition="tables"}',
+                                          "double_fraction=0.5", "table_fraction=0.5"),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "double" in result.stdout and "tables" in result.stdout  # val reports each real-world kind
+    assert json.loads(weights.read_metadata(out / "model.safetensors")["config"])["condition"] == "tables"
+    photo(64, 64).save(tmp_path / "in.jpg", quality=10)
+    backends = ("torch", "onnxruntime") if find_spec("onnxruntime") else ("torch",)  # onnx: test_onnx.py says why
+    for backend in backends:  # the file's tables reach the generator on both
+        restored = subprocess.run([sys.executable, "-m", "dequant", "restore", str(tmp_path / "in.jpg"), "-o",
+                                   str(tmp_path / f"{backend}.png"), "--model", str(out / "model.safetensors"),
+                                   "--backend", backend], capture_output=True, text=True, timeout=120)
+        assert restored.returncode == 0, restored.stderr

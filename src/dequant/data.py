@@ -45,6 +45,11 @@ class Compression:
         """The quality a reader of the file sees: the IJG quality closest to its luma table."""
         return self.quality if self.tables is None else jpeg.quality_from_table(self.tables[0])
 
+    def table_features(self, gray: bool = False) -> np.ndarray:
+        """The file's tables as a generator conditioned on them sees them (jpeg.table_features)."""
+        luma, chroma = self.tables or (jpeg.ijg_table(self.quality), jpeg.ijg_table(self.quality, jpeg.IJG_CHROMA))
+        return jpeg.table_features(luma, None if gray else chroma)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -175,15 +180,17 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 class JpegCrops(torch.utils.data.Dataset):
-    """Item `step` is the whole batch for that step: (compressed, clean, quality).
+    """Item `step` is the whole batch for that step: (compressed, clean, condition), the condition being
+    the quality each file reads, or with `tables` its tables' features (B x 128).
 
     Each distributed rank draws its own crops; rank 0's are those of a single process.
     """
 
-    def __init__(self, images, *, crop: int, batch: int, seed: int, degradation: Degradation, rank: int = 0):
+    def __init__(self, images, *, crop: int, batch: int, seed: int, degradation: Degradation, rank: int = 0,
+                 tables: bool = False):
         assert crop % 16 == 0, "crops start on the JPEG grid and cover whole 16x16 macroblocks"
         self.images, self.crop, self.batch, self.seed, self.deg = images, crop, batch, seed, degradation
-        self.rank = rank
+        self.rank, self.tables = rank, tables
 
     def __len__(self) -> int:
         return 2**62
@@ -191,8 +198,8 @@ class JpegCrops(torch.utils.data.Dataset):
     def __getitem__(self, step: int):
         rng = np.random.default_rng([self.seed, step] + ([self.rank] if self.rank else []))
         pairs = [self._sample(rng) for _ in range(self.batch)]
-        compressed, clean, quality = zip(*pairs)
-        return torch.stack(compressed), torch.stack(clean), torch.tensor(quality, dtype=torch.float32)
+        compressed, clean, condition = zip(*pairs)
+        return torch.stack(compressed), torch.stack(clean), torch.tensor(np.array(condition), dtype=torch.float32)
 
     def _sample(self, rng: np.random.Generator):
         image = self.images[rng.integers(len(self.images))]
@@ -210,7 +217,8 @@ class JpegCrops(torch.utils.data.Dataset):
             clean = clean[:, ::-1]
         recipe = recipe or self.deg.recipe(rng, self.crop, side)
         compressed, target, quality = apply(recipe, np.ascontiguousarray(clean), self.crop)
-        return to_tensor(compressed), to_tensor(target), quality
+        condition = recipe.last.table_features(recipe.gray) if self.tables else quality
+        return to_tensor(compressed), to_tensor(target), condition
 
 
 def _rgb(image) -> np.ndarray:

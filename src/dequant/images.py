@@ -39,6 +39,7 @@ class Picture:
     quality: int | None = None  # JPEG quality read from the file's quantization tables
     exif: bytes | None = None
     icc: bytes | None = None
+    tables: tuple | None = None  # the JPEG's (luma, chroma) quantization tables, for table-conditioned models
 
     @property
     def gray(self) -> bool:
@@ -82,6 +83,7 @@ def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:
                          f"of {max_pixels / 1e6:g} (--max-megapixels)")
     image.load()
     quality, exif, icc = jpeg.file_quality(image), image.info.get("exif"), image.info.get("icc_profile")
+    tables = jpeg.file_tables(image)
     if image.mode == "CMYK":
         image, icc = _cmyk_to_srgb(image, icc)
     if image.mode == "P":
@@ -92,7 +94,7 @@ def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:
         image = image.convert("RGB" if image.mode == "RGBA" else "L")
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         pixels = np.asarray(image, dtype=np.float32) / 65535
-        return Picture(np.clip(pixels, 0, 1)[..., None], alpha, True, quality, exif, icc)
+        return Picture(np.clip(pixels, 0, 1)[..., None], alpha, True, quality, exif, icc, tables)
     if image.mode == "1":
         image = image.convert("L")
     if image.mode not in ("L", "RGB"):
@@ -101,7 +103,7 @@ def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:
         except ValueError:
             raise ImageError(f"unsupported colour mode {image.mode}") from None
     pixels = np.asarray(image, dtype=np.float32) / 255
-    return Picture(pixels[..., None] if pixels.ndim == 2 else pixels, alpha, False, quality, exif, icc)
+    return Picture(pixels[..., None] if pixels.ndim == 2 else pixels, alpha, False, quality, exif, icc, tables)
 
 
 def _cmyk_to_srgb(image: Image.Image, icc: bytes | None):

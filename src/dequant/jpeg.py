@@ -43,6 +43,14 @@ def _all_luma_tables() -> np.ndarray:
     return np.stack([ijg_table(q) for q in range(1, 101)]).astype(np.float64)
 
 
+def table_features(luma, chroma=None) -> np.ndarray:
+    """A file's quantization tables as 128 numbers in [0, 1] (log step / log 255), luma then chroma:
+    what a generator conditioned on the tables sees. A gray file's only table serves as both."""
+    chroma = luma if chroma is None else chroma
+    steps = np.concatenate([np.asarray(luma).reshape(64), np.asarray(chroma).reshape(64)])
+    return (np.log(np.clip(steps, 1, 255)) / np.log(255)).astype(np.float32)
+
+
 def quality_from_table(table) -> int:
     """The IJG quality whose luma table is closest (in log steps) to `table`.
 
@@ -51,6 +59,15 @@ def quality_from_table(table) -> int:
     table = np.asarray(table, dtype=np.float64).reshape(64)
     distance = np.abs(np.log(_all_luma_tables()) - np.log(np.maximum(table, 1))).sum(axis=1)
     return int(np.argmin(distance)) + 1
+
+
+def file_tables(image: Image.Image) -> tuple | None:
+    """A JPEG's (luma, chroma) tables as Pillow read them (chroma None in a one-table file); None if not a JPEG."""
+    tables = getattr(image, "quantization", None)
+    if image.format != "JPEG" or not tables:
+        return None
+    ids = sorted(tables)
+    return tuple(tables[ids[0]]), (tuple(tables[ids[1]]) if len(ids) > 1 else None)
 
 
 def file_quality(image: Image.Image) -> int | None:

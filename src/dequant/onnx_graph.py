@@ -3,8 +3,9 @@
 The graph takes `image`, float32 N x 3 x H x W in [0, 1], any batch and size
 (each generator pads to its own grid inside the graph and crops back), and,
 for models conditioned on the JPEG quality, `quality`, float32 N (1-100, as
-read from the file's luma table). It returns `restored`, same shape, clamped
-to [0, 1]. Needs the `onnx` extra: pip install 'dequant[onnx]'.
+read from the file's luma table), or for models conditioned on the file's
+tables, `tables`, float32 N x 128 (jpeg.table_features). It returns
+`restored`, same shape, clamped to [0, 1]. Needs the `onnx` extra: pip install 'dequant[onnx]'.
 """
 
 import hashlib
@@ -22,7 +23,8 @@ from dequant import __version__
 OPSET = 17
 INPUT_CONVENTION = ("image: float32 NCHW RGB in [0, 1], any N, H, W (padded to the model's grid inside the graph); "
                     "quality: float32 N, the JPEG quality 1-100 read from the file's luma table (IJG scale), "
-                    "present only for quality-conditioned models; restored: float32 NCHW in [0, 1]")
+                    "present only for quality-conditioned models; tables: float32 N x 128, log(step) / log(255) of the luma "
+                    "then the chroma table in natural order, in place of quality for table-conditioned models; restored: float32 NCHW in [0, 1]")
 
 
 def require():
@@ -42,23 +44,25 @@ class Graph(torch.nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        return self.generator(image, quality).clamp(0, 1)
+    def forward(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        return self.generator(image, condition).clamp(0, 1)
 
 
 def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     """The ONNX model bytes of a generator, with `metadata` in its metadata_props, checked."""
     onnx, _ = require()
     graph = Graph(generator).eval()
-    example = (torch.rand(2, 3, 40, 56), torch.tensor([30.0, 60.0]))  # batch 2: no specialising on 1
+    tables = getattr(generator, "uses_tables", False)
+    condition = ("tables", torch.rand(2, 128)) if tables else ("quality", torch.tensor([30.0, 60.0]))
+    example = (torch.rand(2, 3, 40, 56), condition[1])  # batch 2: no specialising on 1
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: the dynamo one cannot yet export the pad-to-grid arithmetic on
         # symbolic sizes ("Cannot create Dim with inconsistent min"), measured with torch 2.13.
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET,
-                          input_names=["image", "quality"], output_names=["restored"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "quality": {0: "batch"},
+                          input_names=["image", condition[0]], output_names=["restored"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, condition[0]: {0: "batch"},
                                         "restored": {0: "batch", 2: "height", 3: "width"}})
     graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
     model = onnx.load_from_string(buffer.getvalue())
@@ -121,9 +125,12 @@ class OnnxGenerator:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(model, options, providers=providers)
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.uses_tables = "tables" in self.inputs
 
-    def __call__(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+    def __call__(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        """condition: the quality (N), or the tables' features (N x 128) for a table-conditioned graph."""
         feed = {"image": np.ascontiguousarray(image.cpu().numpy(), dtype=np.float32)}
-        if "quality" in self.inputs:  # the exporter drops inputs a model never reads
-            feed["quality"] = quality.cpu().numpy().astype(np.float32)
+        for name in ("quality", "tables"):
+            if name in self.inputs:  # the exporter drops inputs a model never reads
+                feed[name] = np.ascontiguousarray(condition.cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(["restored"], feed)[0])

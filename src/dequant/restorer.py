@@ -129,6 +129,18 @@ class Restorer:
         pixels = images.to_uint8(picture.pixels)
         return jpeg.blind_quality(pixels[..., 0] if picture.gray else pixels)
 
+    def condition(self, picture: Picture, quality: float, forced: bool, batch: int) -> torch.Tensor:
+        """What the generator is told: the strength, or for a table-conditioned generator the file's tables
+        (IJG's at the strength when it is forced or the input has none)."""
+        if not getattr(self.model, "uses_tables", False):
+            return torch.full((batch,), quality, device=self.device)
+        if picture.tables and not forced:
+            luma, chroma = picture.tables
+        else:
+            luma, chroma = jpeg.ijg_table(int(quality)), jpeg.ijg_table(int(quality), jpeg.IJG_CHROMA)
+        features = jpeg.table_features(luma, None if picture.gray else chroma)
+        return torch.from_numpy(features).to(self.device).expand(batch, -1)
+
     def restore(self, image, *, quality: int | None = None) -> "Image.Image":
         """A path, file bytes or PIL image, restored, as a PIL image with the input's EXIF and ICC in `info`.
 
@@ -147,7 +159,7 @@ class Restorer:
             image = image.expand(1, 3, -1, -1)
 
         def run(tiles: torch.Tensor) -> torch.Tensor:
-            q = torch.full((tiles.shape[0],), quality, device=self.device)
+            q = self.condition(picture, quality, forced is not None, tiles.shape[0])
             if self.backend == "onnxruntime":
                 out = self.model(tiles, q)
             else:

@@ -171,6 +171,13 @@ class ValPair:
     clean: torch.Tensor
     quality: int  # what the file's tables read
     kind: str  # single | double | tables: the log gives each kind's gain
+    tables: torch.Tensor  # (1, 128) the file's tables, for generators conditioned on them
+
+    def condition(self, model, device) -> torch.Tensor:
+        """What `model` is told about the file: its tables, or the quality they read."""
+        if getattr(model, "uses_tables", False):
+            return self.tables.to(device)
+        return torch.tensor([float(self.quality)], device=device)
 
 
 def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
@@ -181,7 +188,8 @@ def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
     for clean in data.load_rgb(files):
         for kind, recipe in recipes:
             compressed, target, quality = data.apply(recipe, clean)
-            pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality, kind))
+            tables = torch.from_numpy(recipe.last.table_features(recipe.gray))[None]
+            pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality, kind, tables))
     return pairs
 
 
@@ -208,7 +216,7 @@ def validate(model, pairs: list[ValPair], device, lpips=None) -> Scores:
     """Scores of the model's 8-bit restorations of the val pairs."""
     was_training = model.training
     model.eval()
-    restored = [model(p.compressed.to(device), torch.tensor([float(p.quality)], device=device)).cpu()
+    restored = [model(p.compressed.to(device), p.condition(model, device)).cpu()
                 .clamp(0, 1).mul(255).round().div(255) for p in pairs]
     model.train(was_training)
     return mean_scores(restored, pairs, lpips)
@@ -293,7 +301,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     if not images:
         raise ValueError(f"no training images of at least {cfg.crop}x{cfg.crop} pixels in {', '.join(map(str, data_dirs))}")
     degradation = data.Degradation(**{f.name: getattr(cfg, f.name) for f in fields(data.Degradation)})
-    crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank)
+    crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank,
+                           tables=getattr(unwrap(generator), "uses_tables", False))
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
@@ -319,7 +328,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     progress.start()
     task = progress.add_task("", total=cfg.steps, completed=step)
     while step < cfg.steps:
-        compressed, clean, quality = (t.to(device) for t in next(batches))
+        compressed, clean, quality = (t.to(device) for t in next(batches))  # quality: or the tables' features
         for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
             for group in (opt.param_groups if opt else []):
                 group["lr"] = learning_rate(cfg, step, peak)

@@ -9,7 +9,9 @@ added to the input, so an untrained network starts as the identity.
 
 `block = "naf"` swaps the residual blocks for NAFNet's (Chen et al. 2022: channel
 layer norm, depth-wise 3x3, a gate instead of an activation, simplified channel
-attention, a gated feed-forward), a candidate of the architecture tournament.
+attention, a gated feed-forward), and `condition = "tables"` conditions on the file's
+quantization tables (luma and chroma) instead of one quality: candidates of the architecture
+tournament (docs/tournament.md).
 """
 
 import torch
@@ -26,6 +28,17 @@ class QualityEmbedding(nn.Module):
 
     def forward(self, quality: torch.Tensor) -> torch.Tensor:
         return self.mlp((quality.float() / 100.0).unsqueeze(-1))
+
+
+class TableEmbedding(nn.Module):
+    """Maps a file's quantization tables (jpeg.table_features: 128 numbers) to the same kind of vector."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(128, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
+
+    def forward(self, tables: torch.Tensor) -> torch.Tensor:
+        return self.mlp(tables.float())
 
 
 class ResBlock(nn.Module):
@@ -108,12 +121,16 @@ class QUNet(nn.Module):
         blocks: tuple[int, int, int] = (2, 2, 4),
         cond_dim: int = 64,
         block: str = "res",  # res | naf
+        condition: str = "quality",  # quality (the IJG quality the file reads) | tables (the file's tables)
     ):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"qunet block takes {' or '.join(BLOCKS)}")
+        if condition not in ("quality", "tables"):
+            raise ValueError("qunet condition takes quality or tables")
         w1, w2, w3 = widths
-        self.embed = QualityEmbedding(cond_dim)
+        self.uses_tables = condition == "tables"
+        self.embed = TableEmbedding(cond_dim) if self.uses_tables else QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
         self.enc1 = Stage(w1, blocks[0], cond_dim, block)
         self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
@@ -130,7 +147,8 @@ class QUNet(nn.Module):
         nn.init.zeros_(self.tail[0].bias)
 
     def forward(self, image: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
-        """image: (B, C, H, W) in [0, 1]; quality: (B,) JPEG quality. Returns the restored image."""
+        """image: (B, C, H, W) in [0, 1]; quality: (B,) JPEG quality, or (B, 128) table features when
+        conditioned on tables. Returns the restored image."""
         height, width = image.shape[-2:]
         pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
         x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")

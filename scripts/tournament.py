@@ -1,0 +1,73 @@
+"""The architecture tournament: candidates trained for the same wall-clock time, compared on val.
+
+Each candidate first trains 60 steps to measure its speed on this machine, then trains from scratch for
+the steps that fit `--minutes` (so every cosine schedule ends), with configs/tournament.toml's
+real-world degradations. Its exported model is then scored with `dequant bench` on the val images
+(never the benchmark sets): single JPEGs at qualities 10/30/60, FBCNN's shifted double JPEG (30>10,
+10>30, 30>50), and restore speed. Pause other work on the cores while it runs.
+
+    python scripts/tournament.py --minutes 10 --runs ~/.cache/dequant/runs/tournament [--only res,naf]
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+CANDIDATES = {
+    "res": "{widths=[32,64,128], blocks=[2,2,4], cond_dim=64}",  # today's QUNet (dequant-base)
+    "bottleneck": "{widths=[32,64,160], blocks=[2,2,6], cond_dim=64}",  # wider and deeper at 1/8
+    "naf": '{widths=[48,96,192], blocks=[2,2,6], cond_dim=64, block="naf"}',  # NAFNet blocks
+    "tables": '{widths=[32,64,128], blocks=[2,2,4], cond_dim=64, condition="tables"}',  # the file's tables
+}
+DATA = ["--data", "../shared/datasets/train", "--val", "../shared/datasets/val"]
+VAL = ["--data", "../shared/datasets/val", "--limit", "16", "--metrics", "psnr"]
+
+
+def run(command: list[str], log: Path) -> str:
+    print("$", " ".join(command), flush=True)
+    result = subprocess.run(command, capture_output=True, text=True)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode:
+        sys.exit(f"failed ({log}):\n{result.stderr[-2000:]}")
+    return result.stdout + result.stderr
+
+
+def steps_per_second(name: str, out: Path) -> float:
+    text = run(["dequant", "train", "--config", "configs/tournament.toml", *DATA, "--out", str(out / f"{name}-probe"),
+                "--steps", "60", "--set", f"arch_config={CANDIDATES[name]}", "--set", "log_every=20",
+                "--set", "val_images=1"], out / f"{name}-probe.log")
+    return float(re.findall(r"([\d.]+) it/s", text)[-1])
+
+
+def bench(model: Path, extra: list[str], json_path: Path) -> list[dict]:
+    run(["dequant", "bench", "--model", str(model), *VAL, *extra, "--json", str(json_path)], json_path.with_suffix(".log"))
+    return [r for r in json.loads(json_path.read_text())]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--runs", type=Path, required=True)
+    parser.add_argument("--only", default=",".join(CANDIDATES))
+    args = parser.parse_args()
+    args.runs.mkdir(parents=True, exist_ok=True)
+    for name in args.only.split(","):
+        rate = steps_per_second(name, args.runs)
+        steps = int(rate * args.minutes * 60)
+        out = args.runs / name
+        run(["dequant", "train", "--config", "configs/tournament.toml", *DATA, "--out", str(out), "--steps", str(steps),
+             "--set", f"arch_config={CANDIDATES[name]}"], args.runs / f"{name}.log")
+        model = out / "model.safetensors"
+        single = bench(model, ["--quality", "10,30,60"], args.runs / f"{name}-single.json")
+        double = bench(model, ["--double", "10,30,50", "--quality", "10,30,50"], args.runs / f"{name}-double.json")
+        result = {"name": name, "arch_config": CANDIDATES[name], "rate": rate, "steps": steps,
+                  "single": single, "double": double}
+        (args.runs / f"{name}-result.json").write_text(json.dumps(result, indent=1))
+        print(f"{name}: {steps} steps at {rate:.2f} it/s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
