@@ -47,6 +47,23 @@ def test_lpips_zero_for_identical_and_positive_for_distorted():
     assert lpips.score(np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8), image) > 0.01
 
 
+@pytest.mark.skipif(not (SHARED / "weights").is_dir(), reason="needs ../shared/weights")
+def test_lpips_vgg_loss_is_zero_for_identical_grows_with_blur_and_has_gradients():
+    import torch
+    import torch.nn.functional as F
+
+    from dequant.losses import LPIPSVGG
+
+    loss = LPIPSVGG()
+    clean = torch.rand(2, 3, 48, 48)
+    slightly, heavily = (F.avg_pool2d(clean, k, stride=1, padding=k // 2) for k in (3, 7))
+    assert float(loss(clean, clean)) == pytest.approx(0, abs=1e-6)
+    assert 0 < float(loss(slightly, clean)) < float(loss(heavily, clean))
+    restored = slightly.clone().requires_grad_(True)
+    loss(restored, clean).backward()
+    assert restored.grad.abs().sum() > 0 and not any(p.requires_grad for p in loss.parameters())
+
+
 LIVE1 = SHARED / "datasets" / "eval" / "LIVE1"
 
 

@@ -50,7 +50,7 @@ GAN_SETTINGS = [
     (),  # content losses only
     ("adversarial=0.01", 'discriminator="patchgan"', 'adversarial_form="logfree"', "warmup_steps=1", "d_stop_step=3",
      "perceptual=0.1"),
-    ("adversarial=0.01", 'discriminator="subpatch"', 'adversarial_form="bce"', "ssim=1.0", "ema_decay=0.5"),
+    ("adversarial=0.01", 'discriminator="subpatch"', 'adversarial_form="bce"', "ssim=1.0", "ema_decay=0.5", "lpips_vgg=0.5"),
     ("adversarial=0.01", 'discriminator="global"', 'adversarial_form="hinge"', "mse=1.0", "l1=0.0"),
 ]
 

@@ -1,4 +1,4 @@
-"""Training losses: pixel, SSIM, VGG16 perceptual, and the papers' adversarial forms."""
+"""Training losses: pixel, SSIM, VGG16 perceptual, LPIPS-VGG, and the papers' adversarial forms."""
 
 from pathlib import Path
 
@@ -61,6 +61,22 @@ def vgg16_weights() -> dict[str, torch.Tensor]:
     return {k: v for k, v in load_file(Path(path)).items() if k.startswith("features.")}
 
 
+def vgg16_features(last: int) -> nn.Sequential:
+    """torchvision's vgg16().features up to index `last`, ImageNet weights, frozen."""
+    convs = {index: width for index, width in VGG16_CONVS.values()}
+    layers, cin = [], 3
+    for index in range(last + 1):
+        if index in convs:
+            layers.append(nn.Conv2d(cin, convs[index], 3, padding=1))
+            cin = convs[index]
+        else:
+            layers.append(nn.MaxPool2d(2) if index in _POOLS else nn.ReLU())
+    features = nn.Sequential(*layers)
+    features.load_state_dict({k.removeprefix("features."): v for k, v in vgg16_weights().items()
+                              if int(k.split(".")[1]) <= last})
+    return features.eval().requires_grad_(False)
+
+
 class Perceptual(nn.Module):
     """MSE between VGG16 feature maps at a named layer (conv4_1, relu4_1, ...), frozen network."""
 
@@ -69,23 +85,51 @@ class Perceptual(nn.Module):
 
     def __init__(self, layer: str = "conv4_1"):
         super().__init__()
-        last = vgg16_last_index(layer)
-        convs = {index: width for index, width in VGG16_CONVS.values()}
-        layers, cin = [], 3
-        for index in range(last + 1):
-            if index in convs:
-                layers.append(nn.Conv2d(cin, convs[index], 3, padding=1))
-                cin = convs[index]
-            else:
-                layers.append(nn.MaxPool2d(2) if index in _POOLS else nn.ReLU())
-        self.features = nn.Sequential(*layers)
-        self.features.load_state_dict({k.removeprefix("features."): v for k, v in vgg16_weights().items()
-                                       if int(k.split(".")[1]) <= last})
-        self.eval().requires_grad_(False)
+        self.features = vgg16_features(vgg16_last_index(layer))
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         normalise = lambda x: (x - self.mean.to(x)) / self.std.to(x)
         return F.mse_loss(self.features(normalise(image)), self.features(normalise(reference)))
+
+
+class LPIPSVGG(nn.Module):
+    """LPIPS v0.1 with VGG16 (Zhang et al. 2018) as a loss: the mean distance of (N, 3, H, W) batches in [0, 1].
+
+    Trained on, it is kept apart from the AlexNet LPIPS that measures (metrics.LPIPS), so that a
+    checkpoint chosen on val LPIPS-Alex is not chosen by the loss it was trained on.
+    """
+
+    taps = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
+    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+    def __init__(self):
+        super().__init__()
+        from safetensors.torch import load_file
+
+        from dequant.metrics import feature_weights_dir
+
+        self.features = vgg16_features(self.taps[-1])
+        linear = load_file(feature_weights_dir() / "lpips_v0.1_vgg_lin.safetensors")
+        for i in range(len(self.taps)):
+            self.register_buffer(f"linear{i}", linear[f"lin{i}.model.1.weight"])
+
+    def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = (x * 2 - 1 - self.shift.to(x)) / self.scale.to(x)
+        out = []
+        for index, layer in enumerate(self.features):
+            x = layer(x)
+            if index in self.taps:
+                out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    def forward(self, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        distance = 0
+        with torch.no_grad():
+            targets = self._activations(reference)
+        for i, (a, b) in enumerate(zip(self._activations(image), targets)):
+            distance = distance + ((a - b) ** 2 * getattr(self, f"linear{i}")).sum(dim=1).mean()
+        return distance
 
 
 # ---- adversarial forms: (discriminator loss, generator loss) from logits ----

@@ -63,6 +63,7 @@ class TrainConfig:
     ssim: float = 0.0  # weight of (1 - SSIM)
     perceptual: float = 0.0  # MSE of VGG16 features at perceptual_layer ("HF")
     perceptual_layer: str = "conv4_1"
+    lpips_vgg: float = 0.0  # LPIPS with VGG16 (AlexNet's LPIPS stays the val and bench measure)
     # GAN: off while adversarial == 0.
     adversarial: float = 0.0
     adversarial_form: str = "bce"  # bce (with one-sided label smoothing) | logfree (hourglass) | hinge
@@ -143,6 +144,7 @@ class ContentLoss(torch.nn.Module):
         super().__init__()
         self.cfg = cfg
         self.perceptual = losses.Perceptual(cfg.perceptual_layer) if cfg.perceptual > 0 else None
+        self.lpips_vgg = losses.LPIPSVGG() if cfg.lpips_vgg > 0 else None
 
     def forward(self, restored: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
         cfg, terms = self.cfg, {}
@@ -154,6 +156,8 @@ class ContentLoss(torch.nn.Module):
             terms["ssim"] = cfg.ssim * (1 - losses.ssim(restored, clean))
         if self.perceptual is not None:
             terms["vgg"] = cfg.perceptual * self.perceptual(restored, clean)
+        if self.lpips_vgg is not None:
+            terms["lpips"] = cfg.lpips_vgg * self.lpips_vgg(restored, clean)
         return terms
 
 
