@@ -6,11 +6,15 @@ real-world degradations. Its exported model is then scored with `dequant bench` 
 (never the benchmark sets): single JPEGs at qualities 10/30/60, FBCNN's shifted double JPEG (30>10,
 10>30, 30>50), and restore speed. Pause other work on the cores while it runs.
 
-    python scripts/tournament.py --minutes 10 --runs ~/.cache/dequant/runs/tournament [--only res,naf]
+    python scripts/tournament.py --minutes 10 --runs ~/.cache/dequant/runs/tournament [--only res,naf] [--threads 1]
+
+Two processes with two threads each on two cores run many times slower than one (oneDNN's threads
+wait for each other): with other work on the machine, give each its own cores (--threads).
 """
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -26,9 +30,15 @@ DATA = ["--data", "../shared/datasets/train", "--val", "../shared/datasets/val"]
 VAL = ["--data", "../shared/datasets/val", "--limit", "16", "--metrics", "psnr"]
 
 
+THREADS = {"n": 0}  # --threads: for every training and bench
+
+
 def run(command: list[str], log: Path) -> str:
+    if THREADS["n"] and command[1] == "train":
+        command = [*command, "--set", f"threads={THREADS['n']}"]
     print("$", " ".join(command), flush=True)
-    result = subprocess.run(command, capture_output=True, text=True)
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(THREADS["n"])} if THREADS["n"] else {})}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
     log.write_text(result.stdout + result.stderr)
     if result.returncode:
         sys.exit(f"failed ({log}):\n{result.stderr[-2000:]}")
@@ -52,7 +62,9 @@ def main():
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--only", default=",".join(CANDIDATES))
+    parser.add_argument("--threads", type=int, default=0, help="threads for every process (0: all cores)")
     args = parser.parse_args()
+    THREADS["n"] = args.threads
     args.runs.mkdir(parents=True, exist_ok=True)
     for name in args.only.split(","):
         rate = steps_per_second(name, args.runs)

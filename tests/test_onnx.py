@@ -79,7 +79,7 @@ def test_backend_refuses_half_precision_and_unknown_names(cli, tmp_path):
 def test_readme_snippet_restores_a_jpeg_without_dequant(cli, tmp_path):
     text = README.read_text()
     snippet = re.search(r"<!-- onnx-snippet.*?-->\n```python\n(.*?)```", text, re.S).group(1)
-    assert "dequant" not in snippet.replace("dequant-base.onnx", "")
+    assert "dequant" not in snippet.replace("dequant-real.onnx", "")
     (tmp_path / "restore.py").write_text(snippet)
     cli("export", "-o", tmp_path / "model.onnx")
     source = make_folder(tmp_path) / "0.jpg"

@@ -1,0 +1,62 @@
+"""Which strength to tell the generator: measured on val images (never the benchmark sets).
+
+For single JPEGs and FBCNN's shifted double JPEGs (QF1 then QF2, grid moved 4,4), each val image is
+restored three ways: told the quality the file's tables read (today's rule), told the harsher of that
+and the quality estimated from the pixels (jpeg.blind_quality, on the grid with the strongest block
+edges), and, for double JPEGs, told the harsher of QF1 and QF2 (an oracle: no file carries QF1). Prints the mean PSNR gain of each.
+
+    python scripts/val-strength.py --model dequant-real [--images 16] [--skip 16]
+"""
+
+import argparse
+
+import numpy as np
+from PIL import Image
+
+from dequant import data, images, jpeg
+from dequant.metrics import psnr
+from dequant.restorer import Restorer, Settings
+
+DOUBLE = [(30, 10), (50, 10), (50, 30), (10, 30), (10, 50), (30, 50), (10, 10), (30, 30), (50, 50)]
+SINGLE = [10, 20, 30, 50, 75, 90]
+
+
+def gains(restorer, clean_images, recipe, oracle):
+    rows = {"read": [], "min(read, pixels)": [], "oracle min(QF1, QF2)": [], "estimate": []}
+    for clean in clean_images:
+        compressed, target, read = data.apply(recipe, clean)
+        picture = images.Picture(compressed.astype(np.float32) / 255, quality=read)
+        base = psnr(compressed, target, 255)
+        estimate = jpeg.blind_quality(compressed)
+        rows["estimate"].append(estimate)
+        for name, told in (("read", read), ("min(read, pixels)", min(read, estimate)), ("oracle min(QF1, QF2)", oracle)):
+            if told is None:
+                continue
+            restored = images.to_uint8(restorer(picture, quality=told).pixels)
+            rows[name].append(psnr(restored, target, 255) - base)
+    return {k: float(np.mean(v)) for k, v in rows.items() if v}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--val", default="../shared/datasets/val")
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--skip", type=int, default=16, help="leave out the images checkpoint choice uses")
+    args = parser.parse_args()
+    files = data.find_images([args.val])[args.skip : args.skip + args.images]
+    cleans = data.load_rgb(files)
+    restorer = Restorer(args.model, Settings(precision="fp32", backend="torch"))
+    for quality in SINGLE:
+        result = gains(restorer, cleans, data.Recipe(data.Compression(quality)), None)
+        print(f"single {quality}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
+                                                for k, v in result.items()), flush=True)
+    for first, last in DOUBLE:
+        recipe = data.Recipe(data.Compression(last), data.Compression(first), shift=(4, 4))
+        result = gains(restorer, cleans, recipe, min(first, last))
+        print(f"double {first}>{last}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
+                                                    for k, v in result.items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
