@@ -57,13 +57,47 @@ def bench(model: Path, extra: list[str], json_path: Path) -> list[dict]:
     return [r for r in json.loads(json_path.read_text())]
 
 
+def gain(records: list[dict], first, quality) -> float:
+    """The candidate's PSNR gain over the JPEG in one cell of a bench record list."""
+    cell = [r for r in records if r.get("first_quality") == first and r["quality"] == quality]
+    jpeg = next(r["psnr"] for r in cell if r["model"] == "jpeg")
+    return next(r["psnr"] for r in cell if r["model"] != "jpeg") - jpeg
+
+
+def report(runs: Path) -> str:
+    """The Markdown table of every finished candidate in `runs`."""
+    from dequant import weights
+
+    lines = ["| candidate | parameters | steps (it/s) | val gain Q10 / Q30 / Q60 | double, QF1 < QF2 | double, all 9 | MP/s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name in CANDIDATES:
+        path = runs / f"{name}-result.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        model = weights.load_model(str(runs / name / "model.safetensors"), {})[0]
+        params = sum(p.numel() for p in model.parameters())
+        single = [gain(result["single"], None, q) for q in (10, 30, 60)]
+        harsher_first = [gain(result["double"], a, b) for a, b in ((10, 30), (10, 50), (30, 50))]
+        every = [gain(result["double"], a, b) for a in (10, 30, 50) for b in (10, 30, 50)]
+        speed = [r["megapixels_per_second"] for r in result["single"] if r["model"] != "jpeg"]
+        lines.append(f"| {name} | {params / 1e6:.2f} M | {result['steps']} ({result['rate']:.2f}) | "
+                     + " / ".join(f"{g:+.3f}" for g in single)
+                     + f" | {sum(harsher_first) / 3:+.3f} | {sum(every) / 9:+.3f} | {sum(speed) / len(speed):.2f} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--runs", type=Path, required=True)
     parser.add_argument("--only", default=",".join(CANDIDATES))
     parser.add_argument("--threads", type=int, default=0, help="threads for every process (0: all cores)")
+    parser.add_argument("--report", action="store_true", help="print the table of the finished candidates and stop")
     args = parser.parse_args()
+    if args.report:
+        print(report(args.runs))
+        return
     THREADS["n"] = args.threads
     args.runs.mkdir(parents=True, exist_ok=True)
     for name in args.only.split(","):

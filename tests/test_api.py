@@ -98,3 +98,14 @@ def test_a_table_conditioned_generator_is_told_the_files_tables(tmp_path):
     forced = restorer.condition(picture, 20, forced=True, batch=1)  # --quality: IJG's tables at that quality
     assert np.allclose(forced[0].numpy(), data.Compression(20).table_features())
     assert restorer.restore(jpeg.encode(photo(32, 32), 40, tables=tables)).size == (32, 32)
+
+
+def test_perceptual_mode_runs_the_registrys_gan(jpeg_file):
+    from dequant import registry
+
+    assert registry.default(registry.load(), "perceptual").name == "dequant-gan"
+    sharp = dequant.Restorer(mode="perceptual", settings=dequant.Settings(precision="fp32"))
+    assert sharp.name == "dequant-gan"
+    fidelity = np.asarray(dequant.restore(jpeg_file), dtype=int)
+    perceptual = np.asarray(sharp.restore(jpeg_file), dtype=int)
+    assert perceptual.shape == fidelity.shape and np.abs(perceptual - fidelity).max() > 0

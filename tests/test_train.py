@@ -8,8 +8,10 @@ import sys
 import time
 from importlib.util import find_spec
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import photo
@@ -189,5 +191,19 @@ def test_qunet_conditioned_on_tables_trains_on_real_world_jpegs(folders, tmp_pat
     for backend in backends:  # the file's tables reach the generator on both
         restored = subprocess.run([sys.executable, "-m", "dequant", "restore", str(tmp_path / "in.jpg"), "-o",
                                    str(tmp_path / f"{backend}.png"), "--model", str(out / "model.safetensors"),
-                                   "--backend", backend], capture_output=True, text=True, timeout=120)
+                                   "--backend", backend, "--precision", "fp32"], capture_output=True, text=True, timeout=120)
         assert restored.returncode == 0, restored.stderr
+    outputs = [np.asarray(Image.open(tmp_path / f"{backend}.png"), dtype=int) for backend in backends]
+    assert np.abs(outputs[0] - outputs[-1]).max() <= 1
+
+
+def test_init_fresh_starts_a_new_conditioning_from_trained_weights(tmp_path):
+    quality_model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8})
+    weights.save(quality_model, tmp_path / "q.safetensors", {"arch": "qunet", "config": "{}"})
+    tables_model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8, "condition": "tables"})
+    with pytest.raises(ValueError, match="does not fit"):  # the embedding differs: say so unless told
+        train.load_init(tables_model, tmp_path / "q.safetensors")
+    fresh = tables_model.embed.mlp[0].weight.clone()
+    train.load_init(tables_model, tmp_path / "q.safetensors", ("embed.",))
+    assert torch.equal(tables_model.embed.mlp[0].weight, fresh)
+    assert torch.equal(tables_model.head[1].weight, quality_model.head[1].weight)

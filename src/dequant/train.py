@@ -37,6 +37,7 @@ class TrainConfig:
     arch_config: dict = field(default_factory=dict)  # the architecture's keyword arguments
     seed: int = 0  # initial weights and every batch follow from it
     init: str = ""  # start the generator from these weights (a .safetensors file), as SRGAN starts from SRResNet
+    init_fresh: tuple = ()  # name prefixes left at their fresh initialisation (e.g. ["embed."] for a new conditioning)
     steps: int = 6000
     batch: int = 16  # per process
     crop: int = 128  # pixels, a multiple of 16; bigger crops give the bottleneck whole-block context
@@ -125,6 +126,19 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     if cfg.arch not in archs.ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
     return cfg
+
+
+def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = ()) -> None:
+    """The generator's weights from `path`, except those under the `fresh` prefixes; every other tensor must
+    be there with the same shape, so a typo cannot silently start a run from random weights."""
+    keep = lambda name: not any(name.startswith(prefix) for prefix in fresh)  # noqa: E731
+    state = {name: tensor for name, tensor in weights.load_state(path).items() if keep(name)}
+    own = {name: tensor.shape for name, tensor in generator.state_dict().items() if keep(name)}
+    misfits = sorted(set(own) ^ set(state) | {name for name in set(own) & set(state) if own[name] != state[name].shape})
+    if misfits:
+        raise ValueError(f"init {path}: does not fit the architecture ({', '.join(misfits[:3])}"
+                         f"{' ...' if len(misfits) > 3 else ''}); init_fresh names what to leave fresh")
+    generator.load_state_dict(state, strict=False)
 
 
 def learning_rate(cfg: TrainConfig, step: int, peak: float) -> float:
@@ -275,7 +289,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     torch.manual_seed(cfg.seed)
     generator = archs.build(cfg.arch, cfg.arch_config).to(device)
     if cfg.init:
-        generator.load_state_dict(weights.load_state(Path(cfg.init)))
+        load_init(generator, Path(cfg.init), cfg.init_fresh)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
