@@ -100,8 +100,6 @@ class LPIPSVGG(nn.Module):
     """
 
     taps = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3
-    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
-    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 
     def __init__(self):
         super().__init__()
@@ -115,13 +113,9 @@ class LPIPSVGG(nn.Module):
             self.register_buffer(f"linear{i}", linear[f"lin{i}.model.1.weight"])
 
     def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x * 2 - 1 - self.shift.to(x)) / self.scale.to(x)
-        out = []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self.taps:
-                out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
-        return out
+        from dequant.metrics import lpips_activations
+
+        return lpips_activations(self.features, self.taps, x * 2 - 1)
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         distance = 0

@@ -83,12 +83,26 @@ def feature_weights_dir() -> Path:
     return Path(os.environ.get("DEQUANT_FEATURE_WEIGHTS", SHARED_WEIGHTS))
 
 
+LPIPS_SHIFT = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
+LPIPS_SCALE = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
+
+
+def lpips_activations(features: nn.Sequential, taps, x: torch.Tensor) -> list[torch.Tensor]:
+    """LPIPS's view of an image in [-1, 1]: the feature network's activations at `taps`, each
+    unit-normalised over its channels (AlexNet here, VGG16 in losses.LPIPSVGG)."""
+    x = (x - LPIPS_SHIFT.to(x)) / LPIPS_SCALE.to(x)
+    out = []
+    for index, layer in enumerate(features):
+        x = layer(x)
+        if index in taps:
+            out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
+    return out
+
+
 class LPIPS(nn.Module):
     """Learned perceptual distance: unit-normalised AlexNet activations, weighted squared differences."""
 
     taps = (1, 4, 7, 9, 11)  # after each ReLU of torchvision's alexnet().features
-    shift = torch.tensor([-0.030, -0.088, -0.188]).view(1, 3, 1, 1)
-    scale = torch.tensor([0.458, 0.448, 0.450]).view(1, 3, 1, 1)
 
     def __init__(self, weights_dir: Path | None = None):
         super().__init__()
@@ -109,13 +123,7 @@ class LPIPS(nn.Module):
         self.eval().requires_grad_(False)
 
     def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x - self.shift) / self.scale
-        out = []
-        for index, layer in enumerate(self.features):
-            x = layer(x)
-            if index in self.taps:
-                out.append(x / (x.pow(2).sum(dim=1, keepdim=True).sqrt() + 1e-10))
-        return out
+        return lpips_activations(self.features, self.taps, x)
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) tensors in [-1, 1] -> (N,) distances."""
