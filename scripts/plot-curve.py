@@ -19,15 +19,18 @@ SETUP = re.compile(r"(\d+) process\(es\) on \S+, (\d+) thread\(s\) each")
 
 
 def read_points(logs: list[Path]) -> list[tuple[float, float, int]]:
-    """(CPU-hours, gain in dB, step) for every validation line of the logs, in step order."""
-    points, cores = {}, 1
+    """(CPU-hours, gain in dB, step) for every validation line of the logs, in step order. Each stretch's
+    hours count at its own thread count (a session may train on one thread, the next on two)."""
+    points, cores, hours, cpu_hours = {}, 1, 0.0, 0.0
     for log in logs:
         for line in log.read_text().splitlines():
             if setup := SETUP.search(line):
                 cores = int(setup.group(1)) * int(setup.group(2))
             elif match := VAL.search(line):
-                step = int(match.group(1))
-                points[step] = (float(match.group(5)) * cores, float(match.group(4)), step)
+                step, now = int(match.group(1)), float(match.group(5))
+                cpu_hours += max(now - hours, 0.0) * cores
+                hours = now
+                points[step] = (cpu_hours, float(match.group(4)), step)
     return [points[step] for step in sorted(points)]
 
 
