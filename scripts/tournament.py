@@ -3,8 +3,8 @@
 Each candidate first trains 60 steps to measure its speed on this machine, then trains from scratch for
 the steps that fit `--minutes` (so every cosine schedule ends), with configs/tournament.toml's
 real-world degradations. Its exported model is then scored with `dequant bench` on the val images
-(never the benchmark sets): single JPEGs at qualities 10/30/60, FBCNN's shifted double JPEG (30>10,
-10>30, 30>50), and restore speed. Pause other work on the cores while it runs.
+(never the benchmark sets): single JPEGs at qualities 10/30/60, FBCNN's shifted double JPEG (QF1 and
+QF2 in 10/30/50, grid moved 4,4), and restore speed. Pause other work on the cores while it runs.
 
     python scripts/tournament.py --minutes 10 --runs ~/.cache/dequant/runs/tournament [--only res,naf] [--threads 1]
 
@@ -54,7 +54,7 @@ def steps_per_second(name: str, out: Path) -> float:
 
 def bench(model: Path, extra: list[str], json_path: Path) -> list[dict]:
     run(["dequant", "bench", "--model", str(model), *VAL, *extra, "--json", str(json_path)], json_path.with_suffix(".log"))
-    return [r for r in json.loads(json_path.read_text())]
+    return json.loads(json_path.read_text())
 
 
 def gain(records: list[dict], first, quality) -> float:

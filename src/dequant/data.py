@@ -47,7 +47,7 @@ class Compression:
 
     def table_features(self, gray: bool = False) -> np.ndarray:
         """The file's tables as a generator conditioned on them sees them (jpeg.table_features)."""
-        luma, chroma = self.tables or (jpeg.ijg_table(self.quality), jpeg.ijg_table(self.quality, jpeg.IJG_CHROMA))
+        luma, chroma = self.tables or jpeg.ijg_tables(self.quality)
         return jpeg.table_features(luma, None if gray else chroma)
 
 
@@ -105,7 +105,7 @@ def encoder_tables(kind: str, quality: int, rng: np.random.Generator) -> tuple:
     """(luma, chroma) tables of one of TABLE_KINDS at about `quality`."""
     if kind == "mozjpeg":
         return (jpeg.ijg_table(quality, jpeg.MOZJPEG),) * 2
-    luma, chroma = jpeg.ijg_table(quality, jpeg.IJG_LUMA), jpeg.ijg_table(quality, jpeg.IJG_CHROMA)
+    luma, chroma = jpeg.ijg_tables(quality)
     if kind == "scaled":  # each table its own strength, as Photoshop's and cameras' do
         factors = rng.uniform(0.7, 1.4, size=2)
         luma, chroma = luma * factors[0], chroma * factors[1]

@@ -38,6 +38,11 @@ def ijg_table(quality: int, base: np.ndarray = IJG_LUMA) -> np.ndarray:
     return np.clip((base * scale + 50) // 100, 1, 255)
 
 
+def ijg_tables(quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """libjpeg's (luma, chroma) tables for `quality`."""
+    return ijg_table(quality), ijg_table(quality, IJG_CHROMA)
+
+
 @lru_cache(maxsize=1)
 def _all_luma_tables() -> np.ndarray:
     return np.stack([ijg_table(q) for q in range(1, 101)]).astype(np.float64)
@@ -72,10 +77,8 @@ def file_tables(image: Image.Image) -> tuple | None:
 
 def file_quality(image: Image.Image) -> int | None:
     """The quality of a JPEG read by Pillow, from its luma table; None if not a JPEG."""
-    tables = getattr(image, "quantization", None)
-    if image.format != "JPEG" or not tables:
-        return None
-    return quality_from_table(tables[min(tables)])
+    tables = file_tables(image)
+    return quality_from_table(tables[0]) if tables else None
 
 
 def _luma(pixels: np.ndarray) -> np.ndarray:

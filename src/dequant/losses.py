@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dequant.metrics import feature_weights_dir, lpips_activations
+
 # ---- structural similarity, differentiable (Gaussian window 11, sigma 1.5) ----
 
 
@@ -54,7 +56,6 @@ def vgg16_weights() -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     from dequant import weights
-    from dequant.metrics import feature_weights_dir
 
     local = feature_weights_dir() / "vgg16_imagenet_features.safetensors"
     path = local if local.is_file() else weights.hub_download("timm/vgg16.tv_in1k", "model.safetensors", None)
@@ -105,16 +106,12 @@ class LPIPSVGG(nn.Module):
         super().__init__()
         from safetensors.torch import load_file
 
-        from dequant.metrics import feature_weights_dir
-
         self.features = vgg16_features(self.taps[-1])
         linear = load_file(feature_weights_dir() / "lpips_v0.1_vgg_lin.safetensors")
         for i in range(len(self.taps)):
             self.register_buffer(f"linear{i}", linear[f"lin{i}.model.1.weight"])
 
     def _activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        from dequant.metrics import lpips_activations
-
         return lpips_activations(self.features, self.taps, x * 2 - 1)
 
     def forward(self, image: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
