@@ -134,10 +134,7 @@ class Restorer:
         (IJG's at the strength when it is forced or the input has none)."""
         if not getattr(self.model, "uses_tables", False):
             return torch.full((batch,), quality, device=self.device)
-        if picture.tables and not forced:
-            luma, chroma = picture.tables
-        else:
-            luma, chroma = jpeg.ijg_table(int(quality)), jpeg.ijg_table(int(quality), jpeg.IJG_CHROMA)
+        luma, chroma = picture.tables if picture.tables and not forced else jpeg.ijg_tables(int(quality))
         features = jpeg.table_features(luma, None if picture.gray else chroma)
         return torch.from_numpy(features).to(self.device).expand(batch, -1)
 
@@ -158,13 +155,20 @@ class Restorer:
         if picture.gray:  # the generators see RGB; a gray image is R = G = B
             image = image.expand(1, 3, -1, -1)
 
+        told = self.condition(picture, quality, forced is not None, 1)  # once per picture; each tile batch shares it
+
         def run(tiles: torch.Tensor) -> torch.Tensor:
-            q = self.condition(picture, quality, forced is not None, tiles.shape[0])
+            q = told.expand(tiles.shape[0], *told.shape[1:])
             if self.backend == "onnxruntime":
                 out = self.model(tiles, q)
             else:
+                tiles = tiles.to(self.device).contiguous(memory_format=torch.channels_last)
                 with precision.autocast(self.device, self.precision):
-                    out = self.model(tiles.to(self.device).contiguous(memory_format=torch.channels_last), q)
+                    out = self.model(tiles, q)
+                if self.precision != "fp32" and not torch.isfinite(out).all():
+                    # oneDNN's bf16 kernels (AMX Xeon, torch 2.13) gave NaN on tiles 8 pixels wide, whose
+                    # bottleneck is one position wide (measured): such a tile is computed again in fp32.
+                    out = self.model(tiles, q)
             return out.float().clamp(0, 1).cpu()
 
         restored = self.run_with_smaller_tiles_on_oom(run, image)

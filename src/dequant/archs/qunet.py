@@ -130,6 +130,7 @@ class QUNet(nn.Module):
             raise ValueError("qunet condition takes quality or tables")
         w1, w2, w3 = widths
         self.uses_tables = condition == "tables"
+        self.uses_quality = not self.uses_tables  # what callers and the ONNX metadata read
         self.embed = TableEmbedding(cond_dim) if self.uses_tables else QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
         self.enc1 = Stage(w1, blocks[0], cond_dim, block)
