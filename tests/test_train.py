@@ -207,3 +207,15 @@ def test_init_fresh_starts_a_new_conditioning_from_trained_weights(tmp_path):
     train.load_init(tables_model, tmp_path / "q.safetensors", ("embed.",))
     assert torch.equal(tables_model.embed.mlp[0].weight, fresh)
     assert torch.equal(tables_model.head[1].weight, quality_model.head[1].weight)
+
+
+def test_select_min_gain_keeps_a_gan_choice_near_the_picture(folders, tmp_path):
+    """A floor no checkpoint reaches exports nothing and says why; val-STEP weights are kept on request."""
+    out = tmp_path / "run"
+    result = subprocess.run(train_command(folders, out, 'arch="qunet"', TINY_ARCH["qunet"], 'select="lpips"',
+                                          "select_min_gain=50.0", "keep_val_weights=true", steps=4),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "select_min_gain" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.glob("val-*.safetensors")) == ["val-2.safetensors", "val-4.safetensors"]
+    assert not (out / "model.safetensors").exists()
