@@ -5,7 +5,7 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image, JpegImagePlugin
+from PIL import Image, ImageFilter, JpegImagePlugin
 
 from conftest import photo
 from dequant import data, jpeg
@@ -136,3 +136,29 @@ def test_crops_carry_the_tables_when_asked():
     for features, q in zip(tables.numpy(), quality.tolist()):
         steps = np.rint(np.exp(features[:64] * np.log(255)))
         assert jpeg.quality_from_table(steps) == q
+
+
+def test_resaves_of_a_jpeg_source_come_back_almost_unchanged():
+    """A quality-95 4:2:0 source cut on its MCU grid and flipped, saved again at 95: close to lossless, while
+    a crop off the grid at the same quality is not (the case resave_fraction teaches)."""
+    smooth = Image.fromarray(CLEAN).filter(ImageFilter.GaussianBlur(1.5))  # a photo's detail, not the test one's noise
+    source = np.asarray(Image.open(io.BytesIO(jpeg.encode(smooth, 95))).convert("RGB"))
+    deg = data.Degradation(resave_fraction=1.0, resave_quality_min=95)
+    crops = data.JpegCrops([source], crop=48, batch=8, seed=1, degradation=deg)
+    compressed, clean, quality = crops[2]
+    assert compressed.shape == clean.shape == (8, 3, 48, 48) and set(quality.tolist()) == {95.0}
+    assert all(torch.equal(a, b) for a, b in zip(crops[2], data.JpegCrops([source], crop=48, batch=8, seed=1,
+                                                                            degradation=deg)[2]))
+    in_place = 10 * np.log10(1 / torch.mean((compressed - clean) ** 2).item())
+    off_grid = source[3:51, 5:53]
+    moved = np.asarray(Image.open(io.BytesIO(jpeg.encode(Image.fromarray(off_grid), 95))).convert("RGB"))
+    shifted = 10 * np.log10(255**2 / np.mean((moved.astype(float) - off_grid) ** 2))
+    assert in_place > shifted + 2, (in_place, shifted)
+
+
+def test_resave_share_at_zero_draws_nothing():
+    """Recipes recorded before resave_fraction existed replay exactly."""
+    crops = data.JpegCrops([CLEAN], crop=48, batch=4, seed=2, degradation=REAL_WORLD)[1]
+    same = data.JpegCrops([CLEAN], crop=48, batch=4, seed=2,
+                          degradation=data.Degradation(**{**REAL_WORLD.__dict__, "resave_quality_min": 90}))[1]
+    assert all(torch.equal(a, b) for a, b in zip(crops, same))

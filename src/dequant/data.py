@@ -128,6 +128,11 @@ class Degradation:
     resize_fraction: float = 0.0  # share of those resized between the saves (x0.5 to x1.25)
     table_fraction: float = 0.0  # share of saves with non-IJG tables (TABLE_KINDS)
     aligned_fraction: float = 0.0  # share of crops cut on the source's own 8x8 grid (see JpegCrops._sample)
+    # Share of crops re-saved in place: cut on the source's 16x16 MCU grid, flipped but never turned, saved once
+    # at 4:2:0 and resave_quality_min or above. A JPEG source (BSDS500's are quality 95, 4:2:0) saved so
+    # comes back almost unchanged, and the generator must learn to leave it so (see JpegCrops._resave).
+    resave_fraction: float = 0.0
+    resave_quality_min: int = 85
 
     def quality(self, rng: np.random.Generator) -> int:
         if self.qualities:
@@ -203,12 +208,15 @@ class JpegCrops(torch.utils.data.Dataset):
 
     def _sample(self, rng: np.random.Generator):
         image = self.images[rng.integers(len(self.images))]
+        if self.deg.resave_fraction and rng.random() < self.deg.resave_fraction:
+            return self._resave(rng, image)
         double_kinds = self.deg.double_fraction > 0
         # Older recipes drew the region before the degradation; keep that order when they are all there is.
         recipe = self.deg.recipe(rng, self.crop, min(image.shape[:2])) if double_kinds else None
         side = recipe.source_side(self.crop) if recipe else self.crop
         # Sources that are JPEGs themselves (BSDS500's are quality 95) re-saved on their own grid change
-        # almost nothing; aligned crops teach the generator to leave such a re-save alone.
+        # little; aligned crops teach the generator to leave such a re-save alone. (Turned, and on the
+        # 8-pixel grid where chroma's is 16, they are not quite in place: resave_fraction's are.)
         step = 8 if self.deg.aligned_fraction and rng.random() < self.deg.aligned_fraction else 1
         y = step * rng.integers((image.shape[0] - side) // step + 1)
         x = step * rng.integers((image.shape[1] - side) // step + 1)
@@ -216,7 +224,23 @@ class JpegCrops(torch.utils.data.Dataset):
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
         recipe = recipe or self.deg.recipe(rng, self.crop, side)
-        compressed, target, quality = apply(recipe, np.ascontiguousarray(clean), self.crop)
+        return self._pair(recipe, np.ascontiguousarray(clean))
+
+    def _resave(self, rng: np.random.Generator, image: np.ndarray):
+        """A crop saved again on its source's own grid. Flips keep a JPEG's coefficients on their
+        quantization steps (only signs change), a quarter turn would transpose them against the table."""
+        y = 16 * rng.integers((image.shape[0] - self.crop) // 16 + 1)
+        x = 16 * rng.integers((image.shape[1] - self.crop) // 16 + 1)
+        clean = image[y : y + self.crop, x : x + self.crop]
+        if rng.random() < 0.5:
+            clean = clean[:, ::-1]
+        if rng.random() < 0.5:
+            clean = clean[::-1]
+        quality = int(rng.integers(self.deg.resave_quality_min, self.deg.quality_max + 1))
+        return self._pair(Recipe(Compression(quality)), np.ascontiguousarray(clean))
+
+    def _pair(self, recipe: Recipe, clean: np.ndarray):
+        compressed, target, quality = apply(recipe, clean, self.crop)
         condition = recipe.last.table_features(recipe.gray) if self.tables else quality
         return to_tensor(compressed), to_tensor(target), condition
 

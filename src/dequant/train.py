@@ -58,6 +58,8 @@ class TrainConfig:
     resize_fraction: float = 0.0  # share of those resized (x0.5-1.25) between the saves
     table_fraction: float = 0.0  # share of saves with non-IJG tables: mozjpeg's, scaled, jittered
     aligned_fraction: float = 0.0  # share of crops cut on the source's 8x8 grid (JPEG sources re-saved in place)
+    resave_fraction: float = 0.0  # share of crops re-saved in place at resave_quality_min+ (data.JpegCrops._resave)
+    resave_quality_min: int = 85
     # Content losses: weights, 0 switches a term off.
     l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
     mse: float = 0.0
