@@ -53,7 +53,7 @@ GAN_SETTINGS = [
     ("adversarial=0.01", 'discriminator="patchgan"', 'adversarial_form="logfree"', "warmup_steps=1", "d_stop_step=3",
      "perceptual=0.1"),
     ("adversarial=0.01", 'discriminator="subpatch"', 'adversarial_form="bce"', "ssim=1.0", "ema_decay=0.5", "lpips_vgg=0.5"),
-    ("adversarial=0.01", 'discriminator="global"', 'adversarial_form="hinge"', "mse=1.0", "l1=0.0"),
+    ("adversarial=0.01", 'discriminator="global"', 'adversarial_form="hinge"', "mse=1.0", "l1=0.0", "l1_lowpass=2.0"),
 ]
 
 
@@ -219,3 +219,12 @@ def test_select_min_gain_keeps_a_gan_choice_near_the_picture(folders, tmp_path):
     assert "select_min_gain" in result.stderr and "Traceback" not in result.stderr
     assert sorted(p.name for p in out.glob("val-*.safetensors")) == ["val-2.safetensors", "val-4.safetensors"]
     assert not (out / "model.safetensors").exists()
+
+
+def test_lowpass_l1_sees_colour_and_block_means_not_detail_inside_them():
+    content = train.ContentLoss(train.load_config(None, ["l1_lowpass=2.0", "lowpass=4"]))
+    clean = torch.rand(1, 3, 16, 16)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None]) % 2 * 0.2 - 0.1  # zero mean in every 2x2
+    detail, tint = content(clean + checker, clean), content(clean + 0.1, clean)
+    assert detail["l1low"].item() == pytest.approx(0, abs=1e-6) and detail["l1"].item() == pytest.approx(0.1)
+    assert tint["l1low"].item() == pytest.approx(0.2)

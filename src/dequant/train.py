@@ -63,6 +63,10 @@ class TrainConfig:
     # Content losses: weights, 0 switches a term off.
     l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
     mse: float = 0.0
+    # L1 of lowpass x lowpass block means: holds colour and low frequencies where a GAN's terms let them drift,
+    # and leaves the detail inside the blocks to the perceptual and adversarial terms.
+    l1_lowpass: float = 0.0
+    lowpass: int = 4
     ssim: float = 0.0  # weight of (1 - SSIM)
     perceptual: float = 0.0  # MSE of VGG16 features at perceptual_layer ("HF")
     perceptual_layer: str = "conv4_1"
@@ -172,6 +176,8 @@ class ContentLoss(torch.nn.Module):
             terms["l1"] = cfg.l1 * F.l1_loss(restored, clean)
         if cfg.mse:
             terms["mse"] = cfg.mse * F.mse_loss(restored, clean)
+        if cfg.l1_lowpass:
+            terms["l1low"] = cfg.l1_lowpass * F.l1_loss(F.avg_pool2d(restored, cfg.lowpass), F.avg_pool2d(clean, cfg.lowpass))
         if cfg.ssim:
             terms["ssim"] = cfg.ssim * (1 - losses.ssim(restored, clean))
         if self.perceptual is not None:
