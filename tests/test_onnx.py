@@ -78,17 +78,18 @@ def test_backend_refuses_half_precision_and_unknown_names(cli, tmp_path):
     assert code == 2 and "--backend" in err
 
 
-def test_readme_snippet_restores_a_jpeg_without_dequant(cli, tmp_path):
+@pytest.mark.parametrize("model", ["dequant-real", "dequant-long"])  # told the quality; told the tables
+def test_readme_snippet_restores_a_jpeg_without_dequant(cli, tmp_path, model):
     text = README.read_text()
     snippet = re.search(r"<!-- onnx-snippet.*?-->\n```python\n(.*?)```", text, re.S).group(1)
-    assert "dequant" not in snippet.replace("dequant-real.onnx", "")
+    assert "dequant" not in snippet
     (tmp_path / "restore.py").write_text(snippet)
-    cli("export", "-o", tmp_path / "model.onnx")
+    cli("export", model, "-o", tmp_path / "model.onnx")
     source = make_folder(tmp_path) / "0.jpg"
     result = subprocess.run([sys.executable, tmp_path / "restore.py", tmp_path / "model.onnx", source, tmp_path / "s.png"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    code, _, err = cli("restore", source, "-o", tmp_path / "d.png", "--tile", "0", "--precision", "fp32")
+    code, _, err = cli("restore", source, "-o", tmp_path / "d.png", "--tile", "0", "--precision", "fp32", "--model", model)
     assert code == 0, err
     by_snippet, by_dequant = (np.asarray(Image.open(tmp_path / n), dtype=int) for n in ("s.png", "d.png"))
     assert by_snippet.shape == by_dequant.shape and np.abs(by_snippet - by_dequant).max() <= 1
