@@ -5,7 +5,7 @@ restored three ways: told the quality the file's tables read (today's rule), tol
 and the quality estimated from the pixels (jpeg.blind_quality, on the grid with the strongest block
 edges), and, for double JPEGs, told the harsher of QF1 and QF2 (an oracle: no file carries QF1). Prints the mean PSNR gain of each.
 
-    python scripts/val-strength.py --model dequant-real [--images 16] [--skip 16]
+    python scripts/val-strength.py --model dequant-real [--images 16] [--skip 16] [--double 10>90,30>90 --single none]
 """
 
 import argparse
@@ -43,15 +43,19 @@ def main():
     parser.add_argument("--val", default="../shared/datasets/val")
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--skip", type=int, default=16, help="leave out the images checkpoint choice uses")
+    parser.add_argument("--double", default=None, help="cells QF1>QF2, comma-separated (default: FBCNN's nine)")
+    parser.add_argument("--single", default=None, help="qualities, comma-separated; 'none' for no single saves")
     args = parser.parse_args()
+    cells = [tuple(map(int, cell.split(">"))) for cell in args.double.split(",")] if args.double else DOUBLE
+    singles = SINGLE if args.single is None else [int(q) for q in args.single.split(",") if q != "none"]
     files = data.find_images([args.val])[args.skip : args.skip + args.images]
     cleans = data.load_rgb(files)
     restorer = Restorer(args.model, Settings(precision="fp32", backend="torch"))
-    for quality in SINGLE:
+    for quality in singles:
         result = gains(restorer, cleans, data.Recipe(data.Compression(quality)), None)
         print(f"single {quality}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
                                                 for k, v in result.items()), flush=True)
-    for first, last in DOUBLE:
+    for first, last in cells:
         recipe = data.Recipe(data.Compression(last), data.Compression(first), shift=(4, 4))
         result = gains(restorer, cleans, recipe, min(first, last))
         print(f"double {first}>{last}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
