@@ -86,8 +86,8 @@ class TrainConfig:
     val_images: int = 16  # first N images of --val, each at every val quality
     val_qualities: tuple = (10, 30, 60)
     select: str = "psnr"  # the exported checkpoint: highest val PSNR, or lowest val LPIPS ("lpips", for GANs)
-    # With select = "lpips": only checkpoints whose val PSNR gain over the JPEGs is at least this compete, so a
-    # GAN's choice keeps the picture's fidelity in view (its LPIPS keeps falling while its PSNR drifts away).
+    # Only checkpoints whose val PSNR gain over the JPEGs is at least this compete. Meant for select = "lpips":
+    # a GAN's choice keeps the picture's fidelity in view (its LPIPS keeps falling while its PSNR drifts away).
     select_min_gain: float = -math.inf
     keep_val_weights: bool = False  # also write val-STEP.safetensors at every validation, to look at and compare
     checkpoint_every: int = 250
@@ -405,13 +405,13 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             score = -distance if cfg.select == "lpips" else restored_psnr
             if restored_psnr - jpeg_scores.psnr < cfg.select_min_gain:
                 score = -math.inf  # too far from the picture to be chosen
-            chosen = {**metadata, "steps": str(step), "val_psnr": f"{restored_psnr:.3f}",
+            scored = {**metadata, "steps": str(step), "val_psnr": f"{restored_psnr:.3f}",
                       **({"val_lpips": f"{distance:.4f}"} if distance is not None else {})}
             if score > best:
                 best = score
-                weights.save(judged, run_dir / "best.safetensors", chosen)
+                weights.save(judged, run_dir / "best.safetensors", scored)
             if cfg.keep_val_weights:
-                weights.save(judged, run_dir / f"val-{step}.safetensors", chosen)
+                weights.save(judged, run_dir / f"val-{step}.safetensors", scored)
         if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
             save_checkpoint(checkpoint, {
                 "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
