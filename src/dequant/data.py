@@ -218,8 +218,7 @@ class JpegCrops(torch.utils.data.Dataset):
         # little; aligned crops teach the generator to leave such a re-save alone. (Turned, and on the
         # 8-pixel grid where chroma's is 16, they are not quite in place: resave_fraction's are.)
         step = 8 if self.deg.aligned_fraction and rng.random() < self.deg.aligned_fraction else 1
-        y = step * rng.integers((image.shape[0] - side) // step + 1)
-        x = step * rng.integers((image.shape[1] - side) // step + 1)
+        y, x = grid_origin(rng, image, side, step)
         clean = np.rot90(image[y : y + side, x : x + side], k=rng.integers(4))
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
@@ -229,8 +228,7 @@ class JpegCrops(torch.utils.data.Dataset):
     def _resave(self, rng: np.random.Generator, image: np.ndarray):
         """A crop saved again on its source's own grid. Flips keep a JPEG's coefficients on their
         quantization steps (only signs change), a quarter turn would transpose them against the table."""
-        y = 16 * rng.integers((image.shape[0] - self.crop) // 16 + 1)
-        x = 16 * rng.integers((image.shape[1] - self.crop) // 16 + 1)
+        y, x = grid_origin(rng, image, self.crop, 16)
         clean = image[y : y + self.crop, x : x + self.crop]
         if rng.random() < 0.5:
             clean = clean[:, ::-1]
@@ -243,6 +241,11 @@ class JpegCrops(torch.utils.data.Dataset):
         compressed, target, quality = apply(recipe, clean, self.crop)
         condition = recipe.last.table_features(recipe.gray) if self.tables else quality
         return to_tensor(compressed), to_tensor(target), condition
+
+
+def grid_origin(rng: np.random.Generator, image: np.ndarray, side: int, step: int) -> tuple[int, int]:
+    """Top-left corner (y, x) of a random side x side region starting on the `step`-pixel grid."""
+    return tuple(step * int(rng.integers((length - side) // step + 1)) for length in image.shape[:2])
 
 
 def _rgb(image) -> np.ndarray:

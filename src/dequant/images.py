@@ -82,8 +82,8 @@ def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:
         raise ImageError(f"refused: {width}x{height} is {width * height / 1e6:.0f} megapixels, over the limit "
                          f"of {max_pixels / 1e6:g} (--max-megapixels)")
     image.load()
-    tables, exif, icc = jpeg.file_tables(image), image.info.get("exif"), image.info.get("icc_profile")
-    quality = jpeg.quality_from_table(tables[0]) if tables else None
+    quality, tables = jpeg.file_quality(image), jpeg.file_tables(image)
+    exif, icc = image.info.get("exif"), image.info.get("icc_profile")
     if image.mode == "CMYK":
         image, icc = _cmyk_to_srgb(image, icc)
     if image.mode == "P":
