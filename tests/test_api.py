@@ -100,6 +100,23 @@ def test_a_table_conditioned_generator_is_told_the_files_tables(tmp_path):
     assert restorer.restore(jpeg.encode(photo(32, 32), 40, tables=tables)).size == (32, 32)
 
 
+def test_a_nearly_lossless_file_is_left_as_decoded_unless_it_was_saved_harshly_before():
+    from dequant import images
+
+    restorer = dequant.Restorer("dequant-base", dequant.Settings(precision="fp32", tile=0))
+    clean_save = jpeg_bytes(photo(96, 128), 95)
+    decoded = np.asarray(Image.open(io.BytesIO(clean_save)).convert("RGB"))
+    assert np.array_equal(np.asarray(restorer.restore(clean_save)), decoded)
+    assert "left as decoded" in restorer.describe_last()
+    assert not np.array_equal(np.asarray(restorer.restore(clean_save, quality=95)), decoded)  # --quality: always run
+
+    harsh_first = Image.open(io.BytesIO(jpeg_bytes(photo(96, 128), 10))).convert("RGB")
+    resaved = jpeg_bytes(harsh_first, 95)
+    assert images.read(resaved).quality == 95
+    assert not np.array_equal(np.asarray(restorer.restore(resaved)), np.asarray(Image.open(io.BytesIO(resaved))))
+    assert "strength 95" in restorer.describe_last()
+
+
 def test_perceptual_mode_runs_the_registrys_gan(jpeg_file):
     from dequant import registry
 

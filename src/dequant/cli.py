@@ -99,7 +99,7 @@ def restore(
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
     backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
-    overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 48,
+    overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 80,  # Settings.overlap; torch loads lazily
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
     reference: Annotated[Optional[Path], typer.Option(help="Clean original of a single input: report the PSNR gain.")] = None,
     shard: Annotated[Optional[str], typer.Option(help="Process only shard i/N of the sorted inputs (e.g. a Slurm array task).")] = None,
