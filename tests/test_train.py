@@ -77,25 +77,39 @@ def test_trains_exports_and_restores(folders, tmp_path, arch, settings):
     assert restored.returncode == 0, restored.stderr
 
 
-def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path):
-    settings = (TINY_ARCH["qunet"], "adversarial=0.01", 'discriminator="subpatch"', "ema_decay=0.5",
-                "checkpoint_every=1", "log_every=1", "val_every=5", "double_fraction=0.5", "shift_fraction=0.5",
-                "resize_fraction=0.5", "table_fraction=0.3")
+RESUME_SETTINGS = (TINY_ARCH["qunet"], "adversarial=0.01", 'discriminator="subpatch"', "ema_decay=0.5", "log_every=1",
+                   "val_every=5", "double_fraction=0.5", "shift_fraction=0.5", "resize_fraction=0.5", "table_fraction=0.3")
+
+
+def run_until_step(command: list, step: int, signum: int) -> subprocess.Popen:
+    """Start a training command and send it `signum` right after `step` was logged."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith(f"step {step}/"):
+            process.send_signal(signum)
+            break
+    process.wait(timeout=60)
+    return process
+
+
+@pytest.mark.parametrize("signum,checkpoint_every", [(signal.SIGKILL, 1), (signal.SIGTERM, 100)], ids=["SIGKILL", "SIGTERM"])
+def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path, signum, checkpoint_every):
+    """SIGKILL: the last checkpoint is the resume point. SIGTERM (a session's end, `kill`): the run stops after the
+    step in progress and saves it, though no checkpoint was due (checkpoint_every 100)."""
+    settings = (*RESUME_SETTINGS, f"checkpoint_every={checkpoint_every}")
     steps = 20
     subprocess.run(train_command(folders, tmp_path / "straight", *settings, steps=steps), check=True,
                    capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(train_command(folders, killed, *settings, steps=steps),
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    for line in process.stdout:  # kill it mid-run, right after step 10 was logged
-        if line.startswith("step 10/"):
-            process.send_signal(signal.SIGKILL)
-            break
-    process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    process = run_until_step(train_command(folders, killed, *settings, steps=steps), 10, signum)
     state = torch.load(killed / "last.pt", weights_only=True)
     assert 1 <= state["step"] < steps and not (killed / "model.safetensors").exists()
+    if signum == signal.SIGKILL:
+        assert process.returncode == -signal.SIGKILL
+    else:
+        assert process.returncode == 128 + signum and state["step"] >= 10
+        assert "checkpoint saved: continue with --resume" in process.stderr.read()
 
     result = subprocess.run(train_command(folders, killed, *settings, steps=steps) + ["--resume"],
                             capture_output=True, text=True, timeout=300)

@@ -83,6 +83,9 @@ def train(
         training.train(cfg, data, val, out, resume, command_line())
     except (ValueError, OSError) as error:  # bad settings, or no usable images
         fail_usage(str(error))
+    except training.TrainingStopped as stopped:
+        typer.echo(f"dequant: {stopped}", err=True)
+        raise typer.Exit(128 + stopped.signum)
 
 
 def restore(

@@ -13,6 +13,8 @@ import copy
 import json
 import math
 import os
+import signal
+import threading
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -285,6 +287,35 @@ def save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
 
 
+class TrainingStopped(Exception):
+    """SIGTERM or SIGINT stopped the run after a step, with a checkpoint saved: --resume goes on from there."""
+
+    def __init__(self, step: int, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}, checkpoint saved: continue with --resume")
+        self.step, self.signum = step, signum
+
+
+class StopRequests:
+    """Catches SIGTERM and SIGINT while the loop runs, so it can stop between steps with a checkpoint instead of
+    losing the steps since the last one (a session's end, `kill`, Ctrl-C). A second signal stops at once.
+    One process only: DDP's ranks would first have to agree on the step, so they keep the default handlers."""
+
+    def __init__(self, active: bool):
+        self.signum = None
+        self.previous = {}
+        if active and threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self.ask) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def ask(self, signum, frame):
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def close(self):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+
 def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, command: str, log=None):
     rank, world, device = setup_processes(cfg)
     main_process = rank == 0
@@ -354,10 +385,20 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         say("stretches so far: " + "; ".join(f"step {s['step']}: {s['precision']}" for s in stretches))
     autocast = lambda: precision.autocast(device, computing)  # noqa: E731
 
+    def save_state():
+        save_checkpoint(checkpoint, {
+            "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
+            **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
+            **({"ema": ema.state_dict()} if ema is not None else {}),
+            "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
+            "seconds": seconds_before + time.time() - started, "stretches": json.dumps(stretches),
+        })
+
     started, start_step = time.time(), step
+    stops = StopRequests(world == 1)
     progress.start()
     task = progress.add_task("", total=cfg.steps, completed=step)
-    while step < cfg.steps:
+    while step < cfg.steps and stops.signum is None:
         compressed, clean, quality = (t.to(device) for t in next(batches))  # quality: or the tables' features
         for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
             for group in (opt.param_groups if opt else []):
@@ -412,16 +453,14 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
                 weights.save(judged, run_dir / "best.safetensors", scored)
             if cfg.keep_val_weights:
                 weights.save(judged, run_dir / f"val-{step}.safetensors", scored)
-        if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_checkpoint(checkpoint, {
-                "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
-                **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
-                **({"ema": ema.state_dict()} if ema is not None else {}),
-                "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
-                "seconds": seconds_before + time.time() - started, "stretches": json.dumps(stretches),
-            })
+        if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stops.signum is not None):
+            save_state()
 
     progress.stop()
+    stops.close()
+    if stops.signum is not None:
+        say(f"stopped at step {step}, checkpoint saved")
+        raise TrainingStopped(step, stops.signum)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
