@@ -104,7 +104,14 @@ def _grid_offset(y: np.ndarray, axis: int) -> int:
 
 
 def blind_quality(pixels: np.ndarray) -> int:
-    """Estimate the JPEG quality a decoded image went through, from its pixels alone.
+    """The JPEG quality a decoded image went through (lattice_quality), or a typical web quality, 75,
+    where the image is too small or flat to measure."""
+    measured = lattice_quality(pixels)
+    return 75 if measured is None else measured
+
+
+def lattice_quality(pixels: np.ndarray) -> int | None:
+    """Estimate the JPEG quality a decoded image went through, from its pixels alone; None if it cannot.
 
     JPEG stores each 8x8 block's DCT coefficients as multiples of a quantization
     step, so the DCT of decoded pixels lands within rounding noise of those
@@ -119,7 +126,7 @@ def blind_quality(pixels: np.ndarray) -> int:
     top, left = max(0, (pixels.shape[0] - 1040) // 2), max(0, (pixels.shape[1] - 1040) // 2)
     y = _luma(pixels[top : top + 1040, left : left + 1040])
     if min(y.shape) < 16:
-        return 75  # too small to measure anything: a typical web quality
+        return None  # too small to measure anything
     y = y[_grid_offset(y, 0) :, _grid_offset(y, 1) :]
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
     blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
@@ -129,7 +136,7 @@ def blind_quality(pixels: np.ndarray) -> int:
     noise, outliers = 1.0, 0.05
     informative = np.abs(coefficients[:, low]) > 3 * noise
     if informative.sum() < 64:
-        return 75  # flat image: nothing to measure
+        return None  # flat image: nothing to measure
     c = coefficients[:, low][informative][None, :]  # (1, K)
     steps = _all_luma_tables()[:, low][:, np.nonzero(informative)[1]]  # (qualities, K)
     residual = c - np.round(c / steps) * steps
@@ -142,15 +149,19 @@ def blind_quality(pixels: np.ndarray) -> int:
 # Files at this quality or above are left as decoded when their pixels show no earlier, harsher save.
 # Measured on val (dequant-long step 24000): re-saved at 95, every image lost (-0.2 to -11 dB, mean -2.7;
 # at 93 mean +0.76, at 92 +1.4); val images halved (no JPEG trace) then saved at 95 gained +0.18 on
-# average but down to -0.47. blind_quality reads 89-92 on such clean saves (it tops out at 92) and
-# QF1 on most double saves X>95 (X 10-85), where the generator still runs.
+# average but down to -0.47. The lattice estimate reads 86-92 on such clean saves (100 val images, 40
+# halved; it tops out at 92) and QF1 on most double saves X>95 for X from 10 to 75 (74 for 75), where
+# the generator still runs; a picture too flat to measure shows no trace either.
 NEARLY_LOSSLESS = 95
-NO_EARLIER_SAVE = 90
+NO_EARLIER_SAVE = 80
 
 
 def nearly_lossless(quality: int | None, pixels: np.ndarray) -> bool:
     """A file read at NEARLY_LOSSLESS or finer whose pixels carry no trace of a harsher save before."""
-    return quality is not None and quality >= NEARLY_LOSSLESS and blind_quality(pixels) >= NO_EARLIER_SAVE
+    if quality is None or quality < NEARLY_LOSSLESS:
+        return False
+    earlier = lattice_quality(pixels)
+    return earlier is None or earlier > NO_EARLIER_SAVE
 
 
 def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False,
