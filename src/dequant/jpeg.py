@@ -156,12 +156,10 @@ NEARLY_LOSSLESS = 95
 NO_EARLIER_SAVE = 80
 
 
-def nearly_lossless(quality: int | None, pixels: np.ndarray) -> bool:
-    """A file read at NEARLY_LOSSLESS or finer whose pixels carry no trace of a harsher save before."""
-    if quality is None or quality < NEARLY_LOSSLESS:
-        return False
-    earlier = lattice_quality(pixels)
-    return earlier is None or earlier > NO_EARLIER_SAVE
+def shows_harsh_save(pixels: np.ndarray) -> bool:
+    """Whether decoded pixels keep the lattice of a save at NO_EARLIER_SAVE or harsher (a flat picture keeps none)."""
+    measured = lattice_quality(pixels)
+    return measured is not None and measured <= NO_EARLIER_SAVE
 
 
 def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False,

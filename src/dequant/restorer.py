@@ -130,6 +130,12 @@ class Restorer:
             return picture.quality
         return jpeg.blind_quality(self.luma_or_rgb(picture))
 
+    def nearly_lossless(self, picture: Picture) -> bool:
+        """A file read at jpeg.NEARLY_LOSSLESS or finer with no trace of a harsher save before: left as decoded."""
+        if picture.quality is None or picture.quality < jpeg.NEARLY_LOSSLESS:
+            return False
+        return not jpeg.shows_harsh_save(self.luma_or_rgb(picture))
+
     @staticmethod
     def luma_or_rgb(picture: Picture):
         """The 8-bit pixels blind_quality reads."""
@@ -157,7 +163,7 @@ class Restorer:
     def __call__(self, picture: Picture, *, quality: int | None = None) -> Picture:
         started = time.perf_counter()
         forced = quality if quality is not None else self.settings.quality
-        if forced is None and jpeg.nearly_lossless(picture.quality, self.luma_or_rgb(picture)):
+        if forced is None and self.nearly_lossless(picture):
             self.last = {"read": picture.quality, "strength": None, "forced": False, "tile": None,
                          "seconds": time.perf_counter() - started}
             return picture.with_pixels(picture.pixels.copy())  # nothing to add (measured: jpeg.NEARLY_LOSSLESS)
