@@ -122,6 +122,19 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(folders, tmp_path, si
         assert all(torch.equal(last_a[part][k], last_b[part][k]) for k in last_a[part])
 
 
+def test_an_ema_turned_on_at_resume_starts_from_the_weights_reached(folders, tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(train_command(folders, run, TINY_ARCH["qunet"], steps=2), check=True, capture_output=True, timeout=300)
+    reached = torch.load(run / "last.pt", weights_only=True)
+    assert "ema" not in reached
+    result = subprocess.run(train_command(folders, run, TINY_ARCH["qunet"], "ema_decay=0.5", steps=4) + ["--resume"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "EMA of the generator (decay 0.5) starts at step 2" in result.stdout, result.stderr
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert state["step"] == 4 and set(state["ema"]) == set(reached["generator"])
+    assert any(not torch.equal(state["ema"][k], reached["generator"][k]) for k in state["ema"])  # it moved on
+
+
 def test_two_process_ddp_on_gloo(folders, tmp_path):
     out = tmp_path / "ddp"
     command = train_command(folders, out, TINY_ARCH["qunet"], "adversarial=0.01", "threads=1")

@@ -347,9 +347,14 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         generator.load_state_dict(state["generator"])
         g_opt.load_state_dict(state["g_opt"])
-        for module, key in ((disc, "disc"), (d_opt, "d_opt"), (ema, "ema")):
+        for module, key in ((disc, "disc"), (d_opt, "d_opt")):
             if module is not None:
                 module.load_state_dict(state[key])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
+        elif ema is not None:  # an EMA turned on for a run's finishing stretch starts from the weights reached
+            ema.load_state_dict(generator.state_dict())
+            say(f"EMA of the generator (decay {cfg.ema_decay}) starts at step {state['step']}")
         torch.set_rng_state(state["rng"])
         step, best, seconds_before = state["step"], state["best"], state.get("seconds", 0.0)
         stretches = json.loads(state.get("stretches", "[]"))
