@@ -390,15 +390,6 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         say("stretches so far: " + "; ".join(f"step {s['step']}: {s['precision']}" for s in stretches))
     autocast = lambda: precision.autocast(device, computing)  # noqa: E731
 
-    def save_state():
-        save_checkpoint(checkpoint, {
-            "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
-            **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
-            **({"ema": ema.state_dict()} if ema is not None else {}),
-            "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
-            "seconds": seconds_before + time.time() - started, "stretches": json.dumps(stretches),
-        })
-
     started, start_step = time.time(), step
     stops = StopRequests(world == 1)
     progress.start()
@@ -459,12 +450,17 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             if cfg.keep_val_weights:
                 weights.save(judged, run_dir / f"val-{step}.safetensors", scored)
         if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stops.signum is not None):
-            save_state()
+            save_checkpoint(checkpoint, {
+                "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
+                **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
+                "rng": torch.get_rng_state(), "step": step, "best": best, "config": json.dumps(asdict(cfg)),
+                "seconds": seconds_before + time.time() - started, "stretches": json.dumps(stretches),
+            })
 
     progress.stop()
     stops.close()
     if stops.signum is not None:
-        say(f"stopped at step {step}, checkpoint saved")
         raise TrainingStopped(step, stops.signum)
     if world > 1:
         dist.barrier()
