@@ -236,6 +236,21 @@ def test_init_fresh_starts_a_new_conditioning_from_trained_weights(tmp_path):
     assert torch.equal(tables_model.head[1].weight, quality_model.head[1].weight)
 
 
+def test_init_zero_grows_a_trained_network_without_changing_what_it_computes(tmp_path):
+    small = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8})
+    torch.nn.init.normal_(small.tail[0].weight, std=0.1)  # a trained network is not the identity
+    weights.save(small, tmp_path / "small.safetensors", {"arch": "qunet", "config": "{}"})
+    grown = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 3], "cond_dim": 8})
+    new_blocks = ("middle.blocks.1.", "middle.blocks.2.")
+    image, quality = torch.rand(1, 3, 16, 24), torch.tensor([30.0])
+    train.load_init(grown, tmp_path / "small.safetensors", new_blocks)
+    assert not torch.allclose(grown(image, quality), small(image, quality), atol=1e-4)  # fresh blocks change it
+    with pytest.raises(ValueError, match="init_zero"):  # loaded weights are not zeroed by a slip of the prefix
+        train.load_init(grown, tmp_path / "small.safetensors", new_blocks, ("middle.blocks.0.conv2.",))
+    train.load_init(grown, tmp_path / "small.safetensors", new_blocks, tuple(b + "conv2." for b in new_blocks))
+    assert torch.allclose(grown(image, quality), small(image, quality), atol=1e-6)
+
+
 def test_select_min_gain_keeps_a_gan_choice_near_the_picture(folders, tmp_path):
     """A floor no checkpoint reaches exports nothing and says why; val-STEP weights are kept on request."""
     out = tmp_path / "run"

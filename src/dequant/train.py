@@ -40,6 +40,9 @@ class TrainConfig:
     seed: int = 0  # initial weights and every batch follow from it
     init: str = ""  # start the generator from these weights (a .safetensors file), as SRGAN starts from SRResNet
     init_fresh: tuple = ()  # name prefixes left at their fresh initialisation (e.g. ["embed."] for a new conditioning)
+    # Name prefixes set to zero after init: the last convolution of each residual block added to a trained network
+    # (e.g. ["middle.blocks.4.conv2."]), so the grown network starts computing what the trained one did.
+    init_zero: tuple = ()
     steps: int = 6000
     batch: int = 16  # per process
     crop: int = 128  # pixels, a multiple of 16; bigger crops give the bottleneck whole-block context
@@ -140,9 +143,10 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
-def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = ()) -> None:
+def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = (), zero: tuple = ()) -> None:
     """The generator's weights from `path`, except those under the `fresh` prefixes; every other tensor must
-    be there with the same shape, so a typo cannot silently start a run from random weights."""
+    be there with the same shape, so a typo cannot silently start a run from random weights. Tensors under
+    the `zero` prefixes (which must name fresh ones) are then set to zero."""
     keep = lambda name: not any(name.startswith(prefix) for prefix in fresh)  # noqa: E731
     state = {name: tensor for name, tensor in weights.load_state(path).items() if keep(name)}
     own = {name: tensor.shape for name, tensor in generator.state_dict().items() if keep(name)}
@@ -151,6 +155,11 @@ def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = ()) -> None
         raise ValueError(f"init {path}: does not fit the architecture ({', '.join(misfits[:3])}"
                          f"{' ...' if len(misfits) > 3 else ''}); init_fresh names what to leave fresh")
     generator.load_state_dict(state, strict=False)
+    zeroed = {name: tensor for name, tensor in generator.state_dict().items() if name.startswith(tuple(zero))}
+    if zero and (not zeroed or set(zeroed) & set(state)):
+        raise ValueError(f"init_zero {list(zero)}: must name fresh tensors of the architecture")
+    for tensor in zeroed.values():
+        tensor.zero_()
 
 
 def learning_rate(cfg: TrainConfig, step: int, peak: float) -> float:
@@ -332,7 +341,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     torch.manual_seed(cfg.seed)
     generator = archs.build(cfg.arch, cfg.arch_config).to(device)
     if cfg.init:
-        load_init(generator, Path(cfg.init), cfg.init_fresh)
+        load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
