@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from importlib.util import find_spec
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,6 +134,25 @@ def test_an_ema_turned_on_at_resume_starts_from_the_weights_reached(folders, tmp
     state = torch.load(run / "last.pt", weights_only=True)
     assert state["step"] == 4 and set(state["ema"]) == set(reached["generator"])
     assert any(not torch.equal(state["ema"][k], reached["generator"][k]) for k in state["ema"])  # it moved on
+
+
+def test_a_grown_run_resumes_from_the_weights_reached(folders, tmp_path):
+    """scripts/grow-run.py adds blocks that start as the identity; the resumed run ignores `init` (its own
+    weights are in last.pt) and trains the grown network on."""
+    run, grown = tmp_path / "run", tmp_path / "grown"
+    subprocess.run(train_command(folders, run, TINY_ARCH["qunet"], "ema_decay=0.5", steps=2), check=True,
+                   capture_output=True, timeout=300)
+    weights.save(archs.build("qunet", {}), tmp_path / "init.safetensors", {"arch": "qunet", "config": "{}"})
+    script = Path(__file__).parents[1] / "scripts" / "grow-run.py"
+    subprocess.run([sys.executable, str(script), str(run), str(grown), "--blocks", "1,1,2"], check=True, timeout=120)
+    before = torch.load(grown / "last.pt", weights_only=True)
+    assert not before["generator"]["middle.blocks.1.conv2.weight"].any() and before["step"] == 2
+    bigger = "arch_config={widths=[8,8,8], blocks=[1,1,2], cond_dim=8}"
+    result = subprocess.run(train_command(folders, grown, bigger, f'init="{tmp_path / "init.safetensors"}"',
+                                          "ema_decay=0.5", steps=4) + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "resumed" in result.stdout, result.stderr
+    after = torch.load(grown / "last.pt", weights_only=True)
+    assert after["step"] == 4 and after["generator"]["middle.blocks.1.conv2.weight"].any()  # the new block learns
 
 
 def test_two_process_ddp_on_gloo(folders, tmp_path):

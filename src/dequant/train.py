@@ -340,7 +340,9 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     # Networks and optimizers. The generator is built first, so its initial weights depend on the seed only.
     torch.manual_seed(cfg.seed)
     generator = archs.build(cfg.arch, cfg.arch_config).to(device)
-    if cfg.init:
+    checkpoint = run_dir / "last.pt"
+    resuming = resume and checkpoint.exists()
+    if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
         load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
@@ -351,8 +353,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
 
     step, best, seconds_before = 0, -math.inf, 0.0  # seconds: training time of earlier stretches of the run
     stretches = []  # (first step, precision, CPU) of each start or resume: the log of how the run was computed
-    checkpoint = run_dir / "last.pt"
-    if resume and checkpoint.exists():
+    if resuming:
         state = torch.load(checkpoint, map_location=device, weights_only=True)
         generator.load_state_dict(state["generator"])
         g_opt.load_state_dict(state["g_opt"])
