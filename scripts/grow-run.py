@@ -57,10 +57,10 @@ def main() -> None:
     old_config = config["arch_config"]
     new_config = {**old_config, "blocks": [int(b) for b in args.blocks.split(",")]}
     old, grown = archs.build("qunet", old_config), archs.build("qunet", new_config)
-    old.load_state_dict(state["generator"])
+    old.load_state_dict(state["generator"])  # the checkpoint fits its own config
     state["generator"] = grown_weights(state["generator"], grown)
-    if "ema" in state:
-        state["ema"] = grown_weights(state["ema"], archs.build("qunet", new_config))
+    if "ema" in state:  # the average's new blocks are the generator's, not another random start
+        state["ema"] = {**state["generator"], **state["ema"]}
     state["g_opt"] = grown_optimizer(state["g_opt"], old, grown)
     state["config"] = json.dumps({**config, "arch_config": new_config})
     args.new_run.mkdir(parents=True)

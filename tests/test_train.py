@@ -147,6 +147,7 @@ def test_a_grown_run_resumes_from_the_weights_reached(folders, tmp_path):
     subprocess.run([sys.executable, str(script), str(run), str(grown), "--blocks", "1,1,2"], check=True, timeout=120)
     before = torch.load(grown / "last.pt", weights_only=True)
     assert not before["generator"]["middle.blocks.1.conv2.weight"].any() and before["step"] == 2
+    assert torch.equal(before["ema"]["middle.blocks.1.conv1.weight"], before["generator"]["middle.blocks.1.conv1.weight"])
     bigger = "arch_config={widths=[8,8,8], blocks=[1,1,2], cond_dim=8}"
     result = subprocess.run(train_command(folders, grown, bigger, f'init="{tmp_path / "init.safetensors"}"',
                                           "ema_decay=0.5", steps=4) + ["--resume"], capture_output=True, text=True, timeout=300)
