@@ -12,11 +12,9 @@ copy with the new architecture (printed), e.g. `dequant train ... --out NEW_RUN_
 import argparse
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from dequant import archs, train
 
@@ -25,10 +23,7 @@ def grown_weights(old_state: dict, grown: torch.nn.Module) -> dict:
     """`grown`'s state: the old tensors, the new blocks fresh with their last convolution at zero."""
     new_names = [name for name in grown.state_dict() if name not in old_state]
     new_blocks = sorted({".".join(name.split(".")[:3]) + "." for name in new_names})  # e.g. middle.blocks.5.
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "old.safetensors"
-        save_file({k: v.contiguous() for k, v in old_state.items()}, path)
-        train.load_init(grown, path, tuple(new_blocks), tuple(block + "conv2." for block in new_blocks))
+    train.init_from_state(grown, old_state, tuple(new_blocks), tuple(block + "conv2." for block in new_blocks))
     return {name: tensor.clone() for name, tensor in grown.state_dict().items()}
 
 

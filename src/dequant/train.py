@@ -144,15 +144,20 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
 
 
 def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = (), zero: tuple = ()) -> None:
-    """The generator's weights from `path`, except those under the `fresh` prefixes; every other tensor must
+    """The generator's weights from `path` (see init_from_state)."""
+    init_from_state(generator, weights.load_state(path), fresh, zero, origin=f"init {path}")
+
+
+def init_from_state(generator: torch.nn.Module, state: dict, fresh: tuple = (), zero: tuple = (),
+                    origin: str = "init") -> None:
+    """The generator's weights from `state`, except those under the `fresh` prefixes; every other tensor must
     be there with the same shape, so a typo cannot silently start a run from random weights. Tensors under
     the `zero` prefixes (which must name fresh ones) are then set to zero."""
-    keep = lambda name: not any(name.startswith(prefix) for prefix in fresh)  # noqa: E731
-    state = {name: tensor for name, tensor in weights.load_state(path).items() if keep(name)}
-    own = {name: tensor.shape for name, tensor in generator.state_dict().items() if keep(name)}
+    state = {name: tensor for name, tensor in state.items() if not name.startswith(tuple(fresh))}
+    own = {name: tensor.shape for name, tensor in generator.state_dict().items() if not name.startswith(tuple(fresh))}
     misfits = sorted(set(own) ^ set(state) | {name for name in set(own) & set(state) if own[name] != state[name].shape})
     if misfits:
-        raise ValueError(f"init {path}: does not fit the architecture ({', '.join(misfits[:3])}"
+        raise ValueError(f"{origin}: does not fit the architecture ({', '.join(misfits[:3])}"
                          f"{' ...' if len(misfits) > 3 else ''}); init_fresh names what to leave fresh")
     generator.load_state_dict(state, strict=False)
     zeroed = {name: tensor for name, tensor in generator.state_dict().items() if name.startswith(tuple(zero))}
