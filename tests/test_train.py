@@ -272,6 +272,21 @@ def test_init_zero_grows_a_trained_network_without_changing_what_it_computes(tmp
     assert torch.allclose(grown(image, quality), small(image, quality), atol=1e-6)
 
 
+def test_init_widen_keeps_what_a_narrow_network_computes_and_lets_new_channels_learn(tmp_path):
+    narrow = archs.build("qunet", {"widths": [8, 8, 16], "blocks": [1, 1, 2], "cond_dim": 8})
+    torch.nn.init.normal_(narrow.tail[0].weight, std=0.1)  # a trained network is not the identity
+    weights.save(narrow, tmp_path / "narrow.safetensors", {"arch": "qunet", "config": "{}"})
+    wide = archs.build("qunet", {"widths": [12, 16, 16], "blocks": [1, 1, 2], "cond_dim": 8})
+    with pytest.raises(ValueError, match="does not fit"):  # a wider architecture is refused unless told
+        train.load_init(wide, tmp_path / "narrow.safetensors")
+    train.load_init(wide, tmp_path / "narrow.safetensors", widen=True)
+    image, quality = torch.rand(2, 3, 16, 24), torch.tensor([30.0, 70.0])
+    assert torch.allclose(wide(image, quality), narrow(image, quality), atol=1e-6)
+    wide(image, quality).square().mean().backward()
+    new_into_old = wide.enc1.blocks[0].conv1.weight.grad[:8, 8:]  # started at zero, must not stay there
+    assert new_into_old.abs().sum() > 0
+
+
 def test_select_min_gain_keeps_a_gan_choice_near_the_picture(folders, tmp_path):
     """A floor no checkpoint reaches exports nothing and says why; val-STEP weights are kept on request."""
     out = tmp_path / "run"

@@ -43,6 +43,10 @@ class TrainConfig:
     # Name prefixes set to zero after init: the last convolution of each residual block added to a trained network
     # (e.g. ["middle.blocks.4.conv2."]), so the grown network starts computing what the trained one did.
     init_zero: tuple = ()
+    # Widen a trained network (e.g. QUNet widths [32, 64, 128] -> [48, 96, 128]): each init tensor smaller than the
+    # architecture's fills its leading slice, and the weights from new channels into old ones start at zero, so the
+    # wide network computes what the narrow one did and its new channels learn their part (see embed_narrower).
+    init_widen: bool = False
     steps: int = 6000
     batch: int = 16  # per process
     crop: int = 128  # pixels, a multiple of 16; bigger crops give the bottleneck whole-block context
@@ -143,17 +147,37 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
-def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = (), zero: tuple = ()) -> None:
+def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = (), zero: tuple = (), widen: bool = False) -> None:
     """The generator's weights from `path` (see init_from_state)."""
-    init_from_state(generator, weights.load_state(path), fresh, zero, origin=f"init {path}")
+    init_from_state(generator, weights.load_state(path), fresh, zero, origin=f"init {path}", widen=widen)
+
+
+def embed_narrower(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """`fresh` with `old` in its leading slice, and the weights from new inputs to old outputs at zero.
+
+    Every channel of a network whose stages only add (QUNet: residual blocks, additive skips, pixel shuffles
+    of whole channel groups) then keeps its old value: new channels feed old ones through zeros, while the
+    gradient on those zeros is not zero, so the new channels join in as training goes."""
+    grown = fresh.clone()
+    if grown.dim() >= 2:
+        grown[: old.shape[0], old.shape[1]:] = 0
+    grown[tuple(slice(0, size) for size in old.shape)] = old
+    return grown
 
 
 def init_from_state(generator: torch.nn.Module, state: dict, fresh: tuple = (), zero: tuple = (),
-                    origin: str = "init") -> None:
+                    origin: str = "init", widen: bool = False) -> None:
     """The generator's weights from `state`, except those under the `fresh` prefixes; every other tensor must
     be there with the same shape, so a typo cannot silently start a run from random weights. Tensors under
-    the `zero` prefixes (which must name fresh ones) are then set to zero."""
+    the `zero` prefixes (which must name fresh ones) are then set to zero. With `widen`, a tensor no larger
+    than the architecture's in any dimension is embedded in it (embed_narrower)."""
     state = {name: tensor for name, tensor in state.items() if not name.startswith(tuple(fresh))}
+    if widen:
+        own_tensors = generator.state_dict()
+        state = {name: embed_narrower(tensor, own_tensors[name])
+                 if name in own_tensors and tensor.dim() == own_tensors[name].dim()
+                 and all(a <= b for a, b in zip(tensor.shape, own_tensors[name].shape)) else tensor
+                 for name, tensor in state.items()}
     own = {name: tensor.shape for name, tensor in generator.state_dict().items() if not name.startswith(tuple(fresh))}
     misfits = sorted(set(own) ^ set(state) | {name for name in set(own) & set(state) if own[name] != state[name].shape})
     if misfits:
@@ -348,7 +372,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     checkpoint = run_dir / "last.pt"
     resuming = resume and checkpoint.exists()
     if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
-        load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero)
+        load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
