@@ -1,10 +1,13 @@
 """Plot a training run's validation curve, gain over the JPEGs (dB) against CPU-hours, from its logs.
 
-    python scripts/plot-curve.py RUN.log [MORE.log ...] -o docs/curve.png [--label NAME]
+    python scripts/plot-curve.py RUN.log [MORE.log ...] [--stage STAGE.log@STEP ...] -o docs/curve.png [--label NAME]
 
 Reads the lines `dequant train` writes: the first line's "N thread(s) each" and every
 "step S  val PSNR X dB (JPEG J, gain G) ... H h" (H counts all stretches of a resumed run, so the
 logs of several sessions can be given in order). CPU-hours are hours x threads x processes.
+`--stage STAGE.log@STEP`: a run started (`init`) from the weights of step STEP of what comes before
+it, with a schedule of its own; its steps and hours continue from there, and later points before it
+are dropped.
 Pillow only: a line, axes, ticks and labels.
 """
 
@@ -32,6 +35,15 @@ def read_points(logs: list[Path]) -> list[tuple[float, float, int]]:
                 hours = now
                 points[step] = (cpu_hours, float(match.group(4)), step)
     return [points[step] for step in sorted(points)]
+
+
+def continue_with_stage(points, stage_log: Path, from_step: int) -> list[tuple[float, float, int]]:
+    """`points` up to `from_step`, then those of a run started from that step's weights."""
+    kept = [point for point in points if point[2] <= from_step]
+    if not kept or kept[-1][2] != from_step:
+        raise SystemExit(f"plot-curve: no validation at step {from_step} before {stage_log}")
+    base_hours = kept[-1][0]
+    return kept + [(base_hours + hours, gain, from_step + step) for hours, gain, step in read_points([stage_log])]
 
 
 def plot(points, label: str, size=(720, 420)) -> Image.Image:
@@ -72,9 +84,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logs", nargs="+", type=Path)
     parser.add_argument("-o", "--output", type=Path, required=True)
+    parser.add_argument("--stage", action="append", default=[], metavar="LOG@STEP",
+                        help="a run started from the weights of step STEP of the curve so far")
     parser.add_argument("--label", default="run")
     args = parser.parse_args()
     points = read_points(args.logs)
+    for stage in args.stage:
+        log, _, step = stage.rpartition("@")
+        if not step.isdigit():
+            raise SystemExit(f"plot-curve: --stage takes LOG@STEP, not {stage}")
+        points = continue_with_stage(points, Path(log), int(step))
     if len(points) < 2:
         raise SystemExit(f"plot-curve: fewer than two validation lines in {', '.join(map(str, args.logs))}")
     plot(points, args.label).save(args.output, optimize=True)

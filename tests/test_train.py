@@ -306,3 +306,24 @@ def test_lowpass_l1_sees_colour_and_block_means_not_detail_inside_them():
     detail, tint = content(clean + checker, clean), content(clean + 0.1, clean)
     assert detail["l1low"].item() == pytest.approx(0, abs=1e-6) and detail["l1"].item() == pytest.approx(0.1)
     assert tint["l1low"].item() == pytest.approx(0.2)
+
+
+def test_plot_curve_continues_a_run_with_a_stage_started_from_one_of_its_steps(tmp_path):
+    def log(path, threads, lines):
+        path.write_text(f"9 training images, 4 validation pairs, 5 parameters, 1 process(es) on cpu, {threads} thread(s) each\n"
+                        + "".join(f"step {step}  val PSNR 30.0 dB (JPEG 29.0, gain {gain:+.3f})  {hours} h\n"
+                                  for step, gain, hours in lines))
+        return path
+    main = log(tmp_path / "main.log", 2, [(1000, 1.0, 0.5), (2000, 1.1, 1.0), (3000, 1.2, 1.5)])
+    stage = log(tmp_path / "stage.log", 1, [(500, 1.15, 0.25), (1000, 1.3, 0.5)])
+    out = tmp_path / "curve.png"
+    script = Path(__file__).parents[1] / "scripts" / "plot-curve.py"
+    result = subprocess.run([sys.executable, str(script), str(main), "--stage", f"{stage}@2000", "-o", str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # main's step 3000 is dropped; the stage's hours (one thread) follow main's 2 CPU-hours at step 2000
+    assert "4 points, last step 3000 at 2.50 CPU-hours, gain +1.300 dB" in result.stdout
+    assert out.exists()
+    missing = subprocess.run([sys.executable, str(script), str(main), "--stage", f"{stage}@2500", "-o", str(out)],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "no validation at step 2500" in missing.stderr
