@@ -184,6 +184,20 @@ def test_set_takes_toml_values_and_bare_words_as_strings():
         train.load_config(None, ["steps=ten"])
 
 
+def test_a_config_is_read_over_its_base(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "shared.toml").write_text("quality_min = 20\ndouble_fraction = 0.4\nsteps = 100\n")
+    (tmp_path / "run.toml").write_text('base = "recipes/shared.toml"\nsteps = 200\n')
+    cfg = train.load_config(tmp_path / "run.toml", ["double_fraction=0.5"])
+    assert (cfg.quality_min, cfg.steps, cfg.double_fraction) == (20, 200, 0.5)  # file over base, --set over file
+    (tmp_path / "recipes" / "shared.toml").write_text('base = "../run.toml"\n')
+    with pytest.raises(ValueError, match="includes itself"):
+        train.load_config(tmp_path / "run.toml", [])
+    (tmp_path / "run.toml").write_text('base = "missing.toml"\n')
+    with pytest.raises(ValueError, match="no base file"):
+        train.load_config(tmp_path / "run.toml", [])
+
+
 def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(train_command(folders, out, 'arch="qunet"', TINY_ARCH["qunet"], 'select="lpips"',

@@ -118,9 +118,23 @@ def toml_value(text: str):
         return text.strip()
 
 
+def read_toml_config(path: Path, including: tuple = ()) -> dict:
+    """A config file's settings over those of its `base` file (a path relative to it), so configs that share a
+    recipe (configs/real-world.toml) state it once; a base may have a base of its own."""
+    values = tomllib.loads(path.read_text())
+    if "base" not in values:
+        return values
+    base = path.parent / values.pop("base")
+    if base.resolve() in including + (path.resolve(),):
+        raise ValueError(f"{path}: base {base} includes itself")
+    if not base.is_file():
+        raise ValueError(f"{path}: no base file {base}")
+    return read_toml_config(base, including + (path.resolve(),)) | values
+
+
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
-    """Defaults, then a TOML file, then `key=value` overrides, each checked against the field's type."""
-    values = tomllib.loads(path.read_text()) if path else {}
+    """Defaults, then a TOML file (over its base), then `key=value` overrides, each checked against the field's type."""
+    values = read_toml_config(path) if path else {}
     for item in overrides:
         key, _, text = item.partition("=")
         values[key.strip()] = toml_value(text)
