@@ -196,6 +196,10 @@ def test_a_config_is_read_over_its_base(tmp_path):
     (tmp_path / "run.toml").write_text('base = "missing.toml"\n')
     with pytest.raises(ValueError, match="no base file"):
         train.load_config(tmp_path / "run.toml", [])
+    (tmp_path / "run.toml").write_text('base = "recipes/shared.toml"\n')
+    (tmp_path / "recipes" / "shared.toml").write_text("steps = \n")
+    with pytest.raises(ValueError, match="shared.toml: "):  # names the file that does not parse
+        train.load_config(tmp_path / "run.toml", [])
 
 
 def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, tmp_path):

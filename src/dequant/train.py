@@ -121,7 +121,10 @@ def toml_value(text: str):
 def read_toml_config(path: Path, including: tuple = ()) -> dict:
     """A config file's settings over those of its `base` file (a path relative to it), so configs that share a
     recipe (configs/real-world.toml) state it once; a base may have a base of its own."""
-    values = tomllib.loads(path.read_text())
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path}: {error}") from None
     if "base" not in values:
         return values
     base = path.parent / values.pop("base")
