@@ -127,12 +127,12 @@ def read_toml_config(path: Path, including: tuple = ()) -> dict:
         raise ValueError(f"{path}: {error}") from None
     if "base" not in values:
         return values
-    base = path.parent / values.pop("base")
-    if base.resolve() in including + (path.resolve(),):
+    base, chain = path.parent / values.pop("base"), including + (path.resolve(),)
+    if base.resolve() in chain:
         raise ValueError(f"{path}: base {base} includes itself")
     if not base.is_file():
         raise ValueError(f"{path}: no base file {base}")
-    return read_toml_config(base, including + (path.resolve(),)) | values
+    return read_toml_config(base, chain) | values
 
 
 def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
