@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from dequant import bench, images, metrics, registry, weights
+from dequant import bench, images, loading, metrics, registry
 from dequant.restorer import Restorer, Settings
 
 
@@ -28,7 +28,7 @@ def main():
     for name in registry.load():
         outputs = {}
         for backend in ("torch", "onnxruntime"):
-            generator, _ = weights.load_model(name, registry.load())
+            generator, _ = loading.load_model(name, registry.load())
             restorer = Restorer(generator, Settings(precision="fp32", backend=backend, threads=args.threads))
             outputs[backend] = [images.to_uint8(restorer(images.read(data)).pixels) for _, data in pairs]
         worst = max(int(np.abs(a.astype(int) - b).max()) for a, b in zip(outputs["torch"], outputs["onnxruntime"]))

@@ -66,7 +66,7 @@ def gain(records: list[dict], first, quality) -> float:
 
 def report(runs: Path) -> str:
     """The Markdown table of every finished candidate in `runs`."""
-    from dequant import weights
+    from dequant import loading
 
     lines = ["| candidate | parameters | steps (it/s) | val gain Q10 / Q30 / Q60 | double, QF1 < QF2 | double, all 9 | MP/s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -75,7 +75,7 @@ def report(runs: Path) -> str:
         if not path.exists():
             continue
         result = json.loads(path.read_text())
-        model = weights.load_model(str(runs / name / "model.safetensors"), {})[0]
+        model = loading.load_model(str(runs / name / "model.safetensors"), {})[0]
         params = sum(p.numel() for p in model.parameters())
         single = [gain(result["single"], None, q) for q in (10, 30, 60)]
         harsher_first = [gain(result["double"], a, b) for a, b in ((10, 30), (10, 50), (30, 50))]

@@ -16,7 +16,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from dequant import data, images, jpeg, registry, weights
+from dequant import data, degradations, images, jpeg, loading, registry
 from dequant.metrics import psnr
 from dequant.restorer import Restorer, Settings
 
@@ -50,7 +50,7 @@ def other_tables(restorer, cleans) -> dict:
     for clean in cleans:
         for quality in (30, 50, 75):
             for kind in ("mozjpeg", "jitter"):
-                payload = jpeg.encode(Image.fromarray(clean), quality, tables=data.encoder_tables(kind, quality, rng))
+                payload = jpeg.encode(Image.fromarray(clean), quality, tables=degradations.encoder_tables(kind, quality, rng))
                 before, after = restore(restorer, payload, clean)
                 gains[kind].append(after - before)
                 _, matched = closest_ijg(clean, len(payload))
@@ -70,7 +70,7 @@ def main():
     parser.add_argument("--qualities", default=None, help="e.g. 90,95 (default: 10 to 95 in steps of 5, and 80 to 95)")
     parser.add_argument("--no-tables", action="store_true", help="skip the other encoders' tables")
     args = parser.parse_args()
-    generator, name = weights.load_model(args.model, registry.load())
+    generator, name = loading.load_model(args.model, registry.load())
     restorer = Restorer(generator, Settings(precision="fp32", tile=0))
     cleans = data.load_rgb(data.find_images([args.val])[: args.limit])
     print(f"{name} on {len(cleans)} val images, {restorer.describe()}", flush=True)

@@ -13,7 +13,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from dequant import data, images, jpeg
+from dequant import data, degradations, images, jpeg
 from dequant.metrics import psnr
 from dequant.restorer import Restorer, Settings
 
@@ -24,7 +24,7 @@ SINGLE = [10, 20, 30, 50, 75, 90]
 def gains(restorer, clean_images, recipe, oracle):
     rows = {"read": [], "min(read, pixels)": [], "oracle min(QF1, QF2)": [], "estimate": []}
     for clean in clean_images:
-        compressed, target, read = data.apply(recipe, clean)
+        compressed, target, read = degradations.apply(recipe, clean)
         picture = images.Picture(compressed.astype(np.float32) / 255, quality=read)
         base = psnr(compressed, target, 255)
         estimate = jpeg.blind_quality(compressed)
@@ -52,11 +52,11 @@ def main():
     cleans = data.load_rgb(files)
     restorer = Restorer(args.model, Settings(precision="fp32", backend="torch"))
     for quality in singles:
-        result = gains(restorer, cleans, data.Recipe(data.Compression(quality)), None)
+        result = gains(restorer, cleans, degradations.Recipe(degradations.Compression(quality)), None)
         print(f"single {quality}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
                                                 for k, v in result.items()), flush=True)
     for first, last in cells:
-        recipe = data.Recipe(data.Compression(last), data.Compression(first), shift=(4, 4))
+        recipe = degradations.Recipe(degradations.Compression(last), degradations.Compression(first), shift=(4, 4))
         result = gains(restorer, cleans, recipe, min(first, last))
         print(f"double {first}>{last}: " + ", ".join(f"{k} {v:+.3f}" if k != "estimate" else f"estimate {v:.1f}"
                                                     for k, v in result.items()), flush=True)

@@ -12,6 +12,10 @@ from typer.testing import CliRunner
 from dequant.cli import app
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Tests that need the ImageNet feature weights (perceptual losses, LPIPS) skip without them, saying what to fetch.
+needs_feature_weights = pytest.mark.skipif(
+    not (SHARED / "weights" / "alexnet_imagenet_features.safetensors").is_file(),
+    reason="needs the feature weights in ../shared/weights (README, Data: how to get them)")
 
 
 def photo(height: int = 96, width: int = 128, seed: int = 0) -> Image.Image:

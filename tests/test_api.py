@@ -86,17 +86,21 @@ def test_bad_input_and_unknown_mode_or_model_raise_clear_errors(tmp_path):
 
 
 def test_a_table_conditioned_generator_is_told_the_files_tables(tmp_path):
-    from dequant import archs, data, images, jpeg
+    from dequant import archs, condition, degradations, images, jpeg
     from dequant.restorer import Restorer, Settings
 
     model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8, "condition": "tables"})
-    restorer = Restorer(model, Settings(device="cpu", precision="fp32", backend="torch"))
-    tables = data.encoder_tables("mozjpeg", 40, np.random.default_rng(0))
+    told = []
+    original_forward = model.forward
+    model.forward = lambda image, tables: told.append(tables) or original_forward(image, tables)
+    restorer = Restorer(model, Settings(device="cpu", precision="fp32", backend="torch", tile=0))
+    tables = degradations.encoder_tables("mozjpeg", 40, np.random.default_rng(0))
     picture = images.read(jpeg.encode(photo(32, 32), 40, tables=tables))
-    told = restorer.condition(picture, picture.quality, forced=False, batch=2)
-    assert told.shape == (2, 128) and np.allclose(told[1].numpy(), jpeg.table_features(*tables))
-    forced = restorer.condition(picture, 20, forced=True, batch=1)  # --quality: IJG's tables at that quality
-    assert np.allclose(forced[0].numpy(), data.Compression(20).table_features())
+    restorer(picture)
+    assert told[-1].shape == (1, 128) and np.allclose(told[-1][0].numpy(), jpeg.table_features(*tables))
+    restorer(picture, quality=20)  # --quality: IJG's tables at that quality
+    assert np.allclose(told[-1][0].numpy(), jpeg.table_features(*jpeg.ijg_tables(20)))
+    assert np.array_equal(condition.of("tables", 20, None, gray=False), jpeg.table_features(*jpeg.ijg_tables(20)))
     assert restorer.restore(jpeg.encode(photo(32, 32), 40, tables=tables)).size == (32, 32)
 
 

@@ -76,7 +76,8 @@ def test_qunet_with_nafnet_blocks_keeps_size_and_starts_at_the_identity():
 def test_qunet_conditioned_on_tables_takes_128_features():
     torch.manual_seed(0)
     model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8, "condition": "tables"})
-    assert model.uses_tables and not archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1]}).uses_tables
+    assert model.contract.condition == "tables"
+    assert archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1]}).contract.condition == "quality"
     torch.nn.init.normal_(model.tail[0].weight)  # leave the identity start, so the tables matter
     image, tables = torch.rand(2, 3, 24, 24), torch.rand(2, 128)
     with torch.inference_mode():

@@ -8,8 +8,8 @@ import torch
 from PIL import Image, ImageFilter, JpegImagePlugin
 
 from conftest import photo
-from dequant import data, jpeg
-from dequant.data import Compression, Recipe
+from dequant import condition, data, degradations, jpeg
+from dequant.degradations import Compression, Recipe
 
 CLEAN = np.asarray(photo(96, 112, seed=4))
 
@@ -19,7 +19,7 @@ def quantization(pixels_or_bytes) -> dict:
 
 
 def test_single_save_crops_the_corner_and_reads_its_quality():
-    compressed, target, quality = data.apply(Recipe(Compression(30)), CLEAN, crop=48)
+    compressed, target, quality = degradations.apply(Recipe(Compression(30)), CLEAN, crop=48)
     assert compressed.shape == target.shape == (48, 48, 3) and quality == 30
     assert np.array_equal(target, CLEAN[:48, :48])
     assert not np.array_equal(compressed, target)
@@ -27,33 +27,33 @@ def test_single_save_crops_the_corner_and_reads_its_quality():
 
 def test_double_save_moves_the_grid_with_the_target():
     recipe = Recipe(Compression(50), Compression(10), shift=(3, 5))
-    compressed, target, quality = data.apply(recipe, CLEAN, crop=48)
+    compressed, target, quality = degradations.apply(recipe, CLEAN, crop=48)
     assert np.array_equal(target, CLEAN[3:51, 5:53]) and quality == 50
     # Saved at 10, cropped 3 rows and 5 columns (the old grid now starts at row 5, column 3), saved at 50.
     once = Image.open(io.BytesIO(jpeg.encode(Image.fromarray(CLEAN), 10))).crop((5, 3, 53, 51))
     assert np.array_equal(compressed, np.asarray(Image.open(io.BytesIO(jpeg.encode(once, 50)))))
-    assert not np.array_equal(compressed, data.apply(Recipe(Compression(50), Compression(10)), CLEAN, crop=48)[0])
-    whole, whole_target, _ = data.apply(recipe, CLEAN)  # no crop: everything after the shift
+    assert not np.array_equal(compressed, degradations.apply(Recipe(Compression(50), Compression(10)), CLEAN, crop=48)[0])
+    whole, whole_target, _ = degradations.apply(recipe, CLEAN)  # no crop: everything after the shift
     assert whole.shape == whole_target.shape == (93, 107, 3)
 
 
 def test_resize_between_saves_resizes_the_target_too():
     recipe = Recipe(Compression(60), Compression(20), scale=0.75)
-    compressed, target, _ = data.apply(recipe, CLEAN)
+    compressed, target, _ = degradations.apply(recipe, CLEAN)
     assert compressed.shape == target.shape == (72, 84, 3)
     expected = np.asarray(Image.fromarray(CLEAN).resize((84, 72), Image.Resampling.BICUBIC))
     assert np.array_equal(target, expected)
 
 
 def test_gray_recipe_targets_luma_on_every_channel():
-    compressed, target, _ = data.apply(Recipe(Compression(20), Compression(40), shift=(1, 1), gray=True), CLEAN, 32)
+    compressed, target, _ = degradations.apply(Recipe(Compression(20), Compression(40), shift=(1, 1), gray=True), CLEAN, 32)
     for image in (compressed, target):
         assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])
 
 
-@pytest.mark.parametrize("kind", data.TABLE_KINDS)
+@pytest.mark.parametrize("kind", degradations.TABLE_KINDS)
 def test_other_encoders_tables_are_written_and_read_back(kind):
-    tables = data.encoder_tables(kind, 40, np.random.default_rng(1))
+    tables = degradations.encoder_tables(kind, 40, np.random.default_rng(1))
     written = jpeg.encode(Image.fromarray(CLEAN), 40, tables=tables)
     read = quantization(written)
     assert read[0] == list(tables[0]) and read[1] == list(tables[1])
@@ -69,7 +69,7 @@ def test_chroma_layouts(subsampling, factors):
     assert JpegImagePlugin.get_sampling(image) == jpeg.SUBSAMPLING[subsampling]
 
 
-REAL_WORLD = data.Degradation(double_fraction=0.5, shift_fraction=0.75, resize_fraction=0.5, table_fraction=0.5,
+REAL_WORLD = degradations.Degradation(double_fraction=0.5, shift_fraction=0.75, resize_fraction=0.5, table_fraction=0.5,
                               half_chroma_fraction=0.3)
 
 
@@ -100,35 +100,35 @@ def test_recipes_draw_every_kind_at_their_shares():
 
 def test_shares_at_zero_draw_single_libjpeg_saves():
     rng = np.random.default_rng(0)
-    recipes = [data.Degradation().recipe(rng, 48, 96) for _ in range(100)]
+    recipes = [degradations.Degradation().recipe(rng, 48, 96) for _ in range(100)]
     assert all(r.first is None and r.last.tables is None and r.last.subsampling != "4:2:2" for r in recipes)
 
 
 def test_validation_recipes_cover_the_real_world_kinds_when_training_on_them():
-    assert {kind for kind, _ in data.validation_recipes((10, 30), real_world=False)} == {"single"}
-    kinds = [kind for kind, _ in data.validation_recipes((10, 30), real_world=True)]
+    assert {kind for kind, _ in degradations.validation_recipes((10, 30), real_world=False)} == {"single"}
+    kinds = [kind for kind, _ in degradations.validation_recipes((10, 30), real_world=True)]
     assert kinds.count("single") == 2 and "double" in kinds and "tables" in kinds
 
 
 def test_table_features_are_what_the_file_stores():
     """A table-conditioned generator is told the tables the file holds, as Pillow reads them back."""
-    tables = data.encoder_tables("jitter", 30, np.random.default_rng(1))
+    tables = degradations.encoder_tables("jitter", 30, np.random.default_rng(1))
     compression = Compression(30, tables=tables)
     stored = quantization(jpeg.encode(Image.fromarray(CLEAN), 30, tables=tables))
-    features = compression.table_features()
+    features = condition.of("tables", compression.luma_quality(), compression.tables, gray=False)
     assert features.shape == (128,) and features.dtype == np.float32 and 0 <= features.min() <= features.max() <= 1
     assert np.allclose(features, jpeg.table_features(stored[0], stored[1]))
-    ijg = Compression(30).table_features()
+    ijg = condition.of("tables", 30, None, gray=False)
     assert np.allclose(ijg, jpeg.table_features(*quantization(jpeg.encode(Image.fromarray(CLEAN), 30)).values()))
-    gray = Compression(30).table_features(gray=True)
+    gray = condition.of("tables", 30, None, gray=True)
     assert np.array_equal(gray[:64], gray[64:])  # a gray file has one table: it stands for both
 
 
 def test_crops_carry_the_tables_when_asked():
-    deg = data.Degradation(double_fraction=0.5, table_fraction=0.5)
+    deg = degradations.Degradation(double_fraction=0.5, table_fraction=0.5)
     kwargs = dict(crop=32, batch=4, seed=3, degradation=deg)
     images = [CLEAN]
-    compressed, clean, tables = data.JpegCrops(images, tables=True, **kwargs)[5]
+    compressed, clean, tables = data.JpegCrops(images, condition_kind="tables", **kwargs)[5]
     _, _, quality = data.JpegCrops(images, **kwargs)[5]
     assert tables.shape == (4, 128) and quality.shape == (4,)
     assert torch.equal(compressed, data.JpegCrops(images, **kwargs)[5][0])  # the same crops either way
@@ -143,7 +143,7 @@ def test_resaves_of_a_jpeg_source_come_back_almost_unchanged():
     a crop off the grid at the same quality is not (the case resave_fraction teaches)."""
     smooth = Image.fromarray(CLEAN).filter(ImageFilter.GaussianBlur(1.5))  # a photo's detail, not the test one's noise
     source = np.asarray(Image.open(io.BytesIO(jpeg.encode(smooth, 95))).convert("RGB"))
-    deg = data.Degradation(resave_fraction=1.0, resave_quality_min=95)
+    deg = degradations.Degradation(resave_fraction=1.0, resave_quality_min=95)
     crops = data.JpegCrops([source], crop=48, batch=8, seed=1, degradation=deg)
     compressed, clean, quality = crops[2]
     assert compressed.shape == clean.shape == (8, 3, 48, 48) and set(quality.tolist()) == {95.0}
@@ -160,5 +160,5 @@ def test_resave_share_at_zero_draws_nothing():
     """Recipes recorded before resave_fraction existed replay exactly."""
     crops = data.JpegCrops([CLEAN], crop=48, batch=4, seed=2, degradation=REAL_WORLD)[1]
     same = data.JpegCrops([CLEAN], crop=48, batch=4, seed=2,
-                          degradation=data.Degradation(**{**REAL_WORLD.__dict__, "resave_quality_min": 90}))[1]
+                          degradation=degradations.Degradation(**{**REAL_WORLD.__dict__, "resave_quality_min": 90}))[1]
     assert all(torch.equal(a, b) for a, b in zip(crops, same))

@@ -15,7 +15,7 @@ from conftest import jpeg_bytes, photo
 onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'dequant[onnx]'")
 ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'dequant[onnx]'")
 
-from dequant import data, onnx_graph, registry, weights  # noqa: E402
+from dequant import condition, loading, onnx_graph, registry  # noqa: E402
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MODELS = sorted(registry.load())
@@ -32,15 +32,15 @@ def test_every_model_exports_and_matches_torch_at_any_size(cli, tmp_path, name):
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["name"] == name and meta["weights_sha256"] == registry.load()[name].sha256
     assert "float32 NCHW" in meta["input_convention"] and meta["license"]
-    generator, _ = weights.load_model(name, registry.load())
+    generator, _ = loading.load_model(name, registry.load())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
-    assert ("quality" in inputs) == (meta["uses_quality"] == "true") == bool(generator.uses_quality)
+    assert ("quality" in inputs) == (meta["uses_quality"] == "true") == (generator.contract.condition == "quality")
     for shape in ((1, 3, 37, 53), (2, 3, 50, 29)):  # not multiples of 16, batch 1 and 2
         image = torch.rand(*shape)
         quality = torch.tensor([20.0, 60.0])[: shape[0]]
         if "tables" in inputs:  # a table-conditioned model is told IJG's tables at those qualities
-            quality = torch.from_numpy(np.stack([data.Compression(int(q)).table_features() for q in quality]))
+            quality = torch.from_numpy(np.stack([condition.of("tables", q, None, gray=False) for q in quality]))
         feed = {"image": image.numpy(), **{name: quality.numpy() for name in ("quality", "tables") if name in inputs}}
         got = session.run(["restored"], feed)[0]
         with torch.no_grad():
@@ -104,7 +104,7 @@ def test_export_refuses_to_overwrite_and_names_a_missing_model(cli, tmp_path):
 
 
 def test_auto_backend_is_onnxruntime_only_for_fp32_on_the_cpu(tmp_path, monkeypatch):
-    from dequant.restorer import pick_backend
+    from dequant.runtime import pick_backend
 
     cpu = torch.device("cpu")
     assert pick_backend("auto", cpu, "fp32") == "onnxruntime"  # the extra is installed here
@@ -112,7 +112,7 @@ def test_auto_backend_is_onnxruntime_only_for_fp32_on_the_cpu(tmp_path, monkeypa
     assert pick_backend("auto", torch.device("cuda"), "bf16") == "torch"
     assert pick_backend("torch", cpu, "fp32") == "torch"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    generator, _ = weights.load_model("arcnn-plus", registry.load())
+    generator, _ = loading.load_model("arcnn-plus", registry.load())
     first = onnx_graph.cached_graph(generator)
     assert len(list((tmp_path / "dequant" / "onnx").glob("*.onnx"))) == 1
     assert onnx_graph.cached_graph(generator) == first  # read back, not exported again

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from conftest import jpeg_bytes, photo
-from dequant import archs, images, precision
+from dequant import archs, images, runtime
 from dequant.restorer import Restorer, Settings
 
 CPU = torch.device("cpu")
@@ -15,29 +15,29 @@ CPU = torch.device("cpu")
 def native_bf16(monkeypatch):
     """Force the capability check: yes or no, whatever this machine's CPU is."""
     def force(native: bool):
-        monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native)
     return force
 
 
 def test_auto_takes_bf16_only_on_a_cpu_that_runs_it_natively(native_bf16):
     native_bf16(True)
-    assert precision.resolve("auto", CPU) == "bf16"
-    assert precision.check("bf16", CPU) is None
+    assert runtime.precision_for("auto", CPU) == "bf16"
+    assert runtime.check_precision("bf16", CPU) is None
     native_bf16(False)
-    assert precision.resolve("auto", CPU) == "fp32"
-    assert "emulates bf16" in precision.check("bf16", CPU)
-    assert precision.resolve("fp32", CPU) == "fp32" and precision.resolve("bf16", CPU) == "bf16"
+    assert runtime.precision_for("auto", CPU) == "fp32"
+    assert "emulates bf16" in runtime.check_precision("bf16", CPU)
+    assert runtime.precision_for("fp32", CPU) == "fp32" and runtime.precision_for("bf16", CPU) == "bf16"
 
 
 def test_fp16_on_the_cpu_and_unknown_names_are_refused():
     with pytest.raises(ValueError, match="needs a GPU"):
-        precision.check("fp16", CPU)
+        runtime.check_precision("fp16", CPU)
     with pytest.raises(ValueError, match="auto"):
-        precision.resolve("fp64", CPU)
+        runtime.precision_for("fp64", CPU)
 
 
 def test_cpu_description_names_the_capability():
-    text = precision.cpu_description()
+    text = runtime.cpu_description()
     assert torch.backends.cpu.get_cpu_capability() in text and "bf16" in text
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import photo
-from dequant import images, registry, weights
+from dequant import images, loading, registry
 from dequant.restorer import Restorer, Settings
 
 # Input mode -> output mode: palette and 1-bit images come back as the colours they showed.
@@ -21,7 +21,7 @@ FORMATS_OF = {"L": ["PNG", "JPEG", "TIFF"], "RGB": ["PNG", "JPEG", "TIFF", "WEBP
 
 @functools.cache
 def default_model():
-    return weights.load_model(None, registry.load())[0]
+    return loading.load_model(None, registry.load())[0]
 
 
 @st.composite

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from PIL import Image
 
 import corpus
 from conftest import jpeg_bytes, photo, run_dequant
-from dequant import batch, images
+from dequant import archs, batch, images
 from dequant.restorer import Restorer, Settings
 
 
@@ -26,6 +27,10 @@ def digest(path) -> str:
 
 def test_a_corpus_of_unusual_and_malformed_inputs(tmp_path):
     good, bad, either = corpus.build(tmp_path / "in")
+
+    def output(path):
+        return tmp_path / "out" / path.relative_to(tmp_path / "in").with_suffix(".png")
+
     assert len(good) + len(bad) + len(either) >= 200
     before = {p: digest(p) for p in good + bad + either}
     result = run_dequant("restore", tmp_path / "in", "-r", "-o", tmp_path / "out")
@@ -35,9 +40,6 @@ def test_a_corpus_of_unusual_and_malformed_inputs(tmp_path):
     assert lines[-1].startswith("restored ") and all(line.startswith("dequant: ") for line in lines[:-1])
     named = {line.removeprefix("dequant: ").split(": ")[0] for line in lines[:-1]}
     assert len(named) == len(lines) - 1, "one line per failed input"
-
-    def output(path):
-        return tmp_path / "out" / path.relative_to(tmp_path / "in").with_suffix(".png")
 
     for path in good:
         assert str(path) not in named, path
@@ -116,6 +118,8 @@ def test_too_little_free_space_is_refused_before_writing(tmp_path, monkeypatch):
 class Greedy(torch.nn.Module):
     """Identity that runs out of memory on tiles wider than `fits`, as a real allocator would."""
 
+    contract = archs.Contract()
+
     def __init__(self, fits: int):
         super().__init__()
         self.fits, self.sides = fits, []
@@ -140,7 +144,7 @@ def test_out_of_memory_retries_with_smaller_tiles(capsys):
 def test_out_of_memory_at_the_smallest_tile_is_exit_code_3(tmp_path):
     restorer = Restorer(Greedy(fits=10), Settings(device="cpu", tile=0, overlap=16, backend="torch"))
     (tmp_path / "in.jpg").write_bytes(jpeg_bytes(photo(96, 128)))
-    outcome = batch.run([batch.Job(tmp_path / "in.jpg", tmp_path / "out.png")],
+    outcome = batch.run_jobs([batch.Job(tmp_path / "in.jpg", tmp_path / "out.png")],
                         lambda picture: images.encode(restorer(picture), "PNG"), verb="restored")
     (name, reason), = outcome.failed
     assert reason.startswith("out of memory (even 64-pixel tiles") and outcome.exit_code == 3

@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from conftest import jpeg_bytes, photo
-from dequant import images, registry, weights
+from dequant import images, loading, registry
 from dequant.restorer import Restorer, Settings
 from dequant.tiling import GRID, spans
 
@@ -21,7 +21,7 @@ def test_spans_cover_once_on_the_grid(length, tile, overlap):
 
 @pytest.fixture(scope="module")
 def default_model():
-    return weights.load_model(None, registry.load())[0]
+    return loading.load_model(None, registry.load())[0]
 
 
 @pytest.mark.parametrize("height,width", [(203, 333), (130, 257), (96, 520)])

@@ -15,8 +15,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from conftest import photo
-from dequant import archs, train, weights
+from conftest import needs_feature_weights, photo
+from dequant import archs, checkpoints, train, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 
 TINY_ARCH = {
@@ -59,7 +59,13 @@ GAN_SETTINGS = [
 
 
 # Every architecture with content losses; every GAN setting once (the discriminators do not depend on the arch).
-RUNS = [(arch, ()) for arch in sorted(TINY_ARCH)] + [("qunet", settings) for settings in GAN_SETTINGS[1:]]
+def uses_feature_networks(settings) -> bool:
+    return any(s.startswith(("perceptual=", "lpips_vgg=")) for s in settings)
+
+
+RUNS = [(arch, ()) for arch in sorted(TINY_ARCH)] + [
+    pytest.param("qunet", settings, marks=[needs_feature_weights] if uses_feature_networks(settings) else [])
+    for settings in GAN_SETTINGS[1:]]
 RUN_IDS = [f"{arch}-content" for arch in sorted(TINY_ARCH)] + ["qunet-patchgan", "qunet-subpatch", "qunet-global"]
 
 
@@ -189,7 +195,7 @@ def test_a_config_is_read_over_its_base(tmp_path):
     (tmp_path / "recipes" / "shared.toml").write_text("quality_min = 20\ndouble_fraction = 0.4\nsteps = 100\n")
     (tmp_path / "run.toml").write_text('base = "recipes/shared.toml"\nsteps = 200\n')
     cfg = train.load_config(tmp_path / "run.toml", ["double_fraction=0.5"])
-    assert (cfg.quality_min, cfg.steps, cfg.double_fraction) == (20, 200, 0.5)  # file over base, --set over file
+    assert (cfg.degradation.quality_min, cfg.steps, cfg.degradation.double_fraction) == (20, 200, 0.5)  # file over base, --set over file
     (tmp_path / "recipes" / "shared.toml").write_text('base = "../run.toml"\n')
     with pytest.raises(ValueError, match="includes itself"):
         train.load_config(tmp_path / "run.toml", [])
@@ -202,6 +208,7 @@ def test_a_config_is_read_over_its_base(tmp_path):
         train.load_config(tmp_path / "run.toml", [])
 
 
+@needs_feature_weights
 def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, tmp_path):
     out = tmp_path / "run"
     result = subprocess.run(train_command(folders, out, 'arch="qunet"', TINY_ARCH["qunet"], 'select="lpips"',
@@ -226,15 +233,15 @@ def test_select_lpips_exports_the_checkpoint_with_the_lowest_val_lpips(folders, 
 def test_precision_follows_the_machine_of_each_stretch(folders, tmp_path, monkeypatch):
     """auto takes bf16 where the CPU runs it natively; a run resumed on a CPU without it goes on in fp32,
     and the log and the checkpoint record both stretches."""
-    from dequant import precision
+    from dequant import runtime
 
     cfg = train.load_config(None, [TINY_ARCH["qunet"], "batch=2", "crop=48", "val_images=1", "val_every=2",
                                    "checkpoint_every=2", "steps=2"])
     lines = []
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)
     train.train(cfg, [folders / "train"], [folders / "val"], tmp_path / "run", False, "test", log=lines.append)
     assert any(line.startswith("precision bf16 from step 0") for line in lines)
-    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: False)
     cfg = train.load_config(None, [TINY_ARCH["qunet"], "batch=2", "crop=48", "val_images=1", "val_every=2",
                                    "checkpoint_every=2", "steps=4"])
     train.train(cfg, [folders / "train"], [folders / "val"], tmp_path / "run", True, "test", log=lines.append)
@@ -268,9 +275,9 @@ def test_init_fresh_starts_a_new_conditioning_from_trained_weights(tmp_path):
     weights.save(quality_model, tmp_path / "q.safetensors", {"arch": "qunet", "config": "{}"})
     tables_model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8, "condition": "tables"})
     with pytest.raises(ValueError, match="does not fit"):  # the embedding differs: say so unless told
-        train.load_init(tables_model, tmp_path / "q.safetensors")
+        checkpoints.load_init(tables_model, tmp_path / "q.safetensors")
     fresh = tables_model.embed.mlp[0].weight.clone()
-    train.load_init(tables_model, tmp_path / "q.safetensors", ("embed.",))
+    checkpoints.load_init(tables_model, tmp_path / "q.safetensors", ("embed.",))
     assert torch.equal(tables_model.embed.mlp[0].weight, fresh)
     assert torch.equal(tables_model.head[1].weight, quality_model.head[1].weight)
 
@@ -282,11 +289,11 @@ def test_init_zero_grows_a_trained_network_without_changing_what_it_computes(tmp
     grown = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 3], "cond_dim": 8})
     new_blocks = ("middle.blocks.1.", "middle.blocks.2.")
     image, quality = torch.rand(1, 3, 16, 24), torch.tensor([30.0])
-    train.load_init(grown, tmp_path / "small.safetensors", new_blocks)
+    checkpoints.load_init(grown, tmp_path / "small.safetensors", new_blocks)
     assert not torch.allclose(grown(image, quality), small(image, quality), atol=1e-4)  # fresh blocks change it
     with pytest.raises(ValueError, match="init_zero"):  # loaded weights are not zeroed by a slip of the prefix
-        train.load_init(grown, tmp_path / "small.safetensors", new_blocks, ("middle.blocks.0.conv2.",))
-    train.load_init(grown, tmp_path / "small.safetensors", new_blocks, tuple(b + "conv2." for b in new_blocks))
+        checkpoints.load_init(grown, tmp_path / "small.safetensors", new_blocks, ("middle.blocks.0.conv2.",))
+    checkpoints.load_init(grown, tmp_path / "small.safetensors", new_blocks, tuple(b + "conv2." for b in new_blocks))
     assert torch.allclose(grown(image, quality), small(image, quality), atol=1e-6)
 
 
@@ -296,8 +303,8 @@ def test_init_widen_keeps_what_a_narrow_network_computes_and_lets_new_channels_l
     weights.save(narrow, tmp_path / "narrow.safetensors", {"arch": "qunet", "config": "{}"})
     wide = archs.build("qunet", {"widths": [12, 16, 16], "blocks": [1, 1, 2], "cond_dim": 8})
     with pytest.raises(ValueError, match="does not fit"):  # a wider architecture is refused unless told
-        train.load_init(wide, tmp_path / "narrow.safetensors")
-    train.load_init(wide, tmp_path / "narrow.safetensors", widen=True)
+        checkpoints.load_init(wide, tmp_path / "narrow.safetensors")
+    checkpoints.load_init(wide, tmp_path / "narrow.safetensors", widen=True)
     image, quality = torch.rand(2, 3, 16, 24), torch.tensor([30.0, 70.0])
     assert torch.allclose(wide(image, quality), narrow(image, quality), atol=1e-6)
     wide(image, quality).square().mean().backward()
@@ -305,6 +312,7 @@ def test_init_widen_keeps_what_a_narrow_network_computes_and_lets_new_channels_l
     assert new_into_old.abs().sum() > 0
 
 
+@needs_feature_weights
 def test_select_min_gain_keeps_a_gan_choice_near_the_picture(folders, tmp_path):
     """A floor no checkpoint reaches exports nothing and says why; val-STEP weights are kept on request."""
     out = tmp_path / "run"

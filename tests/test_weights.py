@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import jpeg_bytes, photo, run_dequant
-from dequant import archs, registry, weights
+from dequant import archs, loading, registry, weights
 from hub_server import FakeHub
 
 TINY = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}
@@ -42,9 +42,9 @@ def test_every_registered_model_is_bundled_and_verified():
     models = registry.load()
     assert models, "weights.toml lists no model"
     for entry in models.values():
-        path = weights.entry_file(entry)
+        path = loading.entry_file(entry)
         assert path.parent == weights.BUNDLED
-        weights.build_and_load(entry.arch, entry.config, path)
+        loading.build_and_load(entry.arch, entry.config, path)
 
 
 def test_tampered_bundled_file_is_refused(tmp_path, monkeypatch):
@@ -54,7 +54,7 @@ def test_tampered_bundled_file_is_refused(tmp_path, monkeypatch):
     (tmp_path / entry.file).write_bytes(bytes(data))
     monkeypatch.setattr(weights, "BUNDLED", tmp_path)
     with pytest.raises(weights.WeightsError, match="sha256"):
-        weights.entry_file(entry)
+        loading.entry_file(entry)
 
 
 def test_download_from_the_hub_then_offline_from_the_cache(tmp_path, sample):
@@ -114,9 +114,9 @@ def test_pickles_are_never_executed(tmp_path):
         weights.load_state(evil)
     plain = tmp_path / "plain.pth"
     torch.save(archs.build("qunet", TINY).state_dict(), plain)
-    assert weights.build_and_load("qunet", TINY, plain) is not None
+    assert loading.build_and_load("qunet", TINY, plain) is not None
     with pytest.raises(weights.WeightsError, match="arch"):
-        weights.load_file_model(plain)  # a bare .pth cannot say what it is
+        loading.load_file_model(plain)  # a bare .pth cannot say what it is
 
 
 def test_a_corrupt_weight_file_is_one_line(cli, tmp_path, sample):

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from dequant import images
+from dequant import files, images
 from dequant.images import IMAGE_SUFFIXES
 
 STDIO = "-"
@@ -120,7 +120,7 @@ class Outcome:
         return 3 if self.short else 1 if self.failed else 0
 
 
-def run(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
+def run_jobs(jobs: list[Job], process: Callable[[images.Picture], bytes], *, verb: str,
         skip_existing: bool = False, overwrite: bool = False, max_pixels: int = images.MAX_PIXELS,
         describe: Callable[[], str] | None = None) -> Outcome:
     """Run every job in this process; a failure is reported in one line and the batch goes on.
@@ -196,4 +196,4 @@ def write_output(target: Path, payload: bytes) -> None:
     free = shutil.disk_usage(target.parent).free
     if free < len(payload) + DISK_MARGIN:
         raise OSError(errno.ENOSPC, f"{len(payload) / 2**20:.1f} MB to write, {free / 2**20:.1f} MB free on the disk")
-    images.write_atomic(target, payload)
+    files.write_atomic(target, payload)

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from dequant import images, metrics, precision
+from dequant import images, metrics, runtime
 from dequant.data import find_images
 
 DATASETS = {"live1": "LIVE1", "bsds500": "BSDS500-test", "classic5": "Classic5"}
@@ -141,12 +141,26 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
     return means
 
 
-def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: bool, wanted: set[str],
-        limit: int | None, settings, lpips: "metrics.LPIPS | None", load_model, progress=None,
-        first_qualities: list[int] | None = None, shift: tuple = (4, 4)) -> list[Record]:
+def measure(models: list[str], datasets: list[str], qualities: list[int], *, mode: str = "fidelity", gray: bool,
+            wanted: set[str], limit: int | None, settings, lpips_weights=None, progress=None,
+            first_qualities: list[int] | None = None, shift: tuple = (4, 4)) -> list[Record]:
     """Every (model, data set, quality) combination, the JPEG rows first; with `first_qualities`,
-    every (QF1, QF2) double JPEG instead of each single quality."""
+    every (QF1, QF2) double JPEG instead of each single quality. `models`: names, files or hf:// URLs
+    (none: the mode's default; 'jpeg' alone: the JPEG rows only). A model that cannot load raises
+    weights.WeightsError when its turn comes."""
+    import sys
+
+    from dequant import loading, registry
     from dequant.restorer import Restorer
+
+    lpips = None
+    if "lpips" in wanted:
+        try:
+            lpips = metrics.LPIPS(lpips_weights)
+        except OSError as error:
+            print(f"note: LPIPS skipped, its weights are missing ({error})", file=sys.stderr)
+    models = ["jpeg"] + [m for m in (models or [None]) if m != "jpeg"] if models != ["jpeg"] else ["jpeg"]
+    entries = registry.load()
 
     folders = {name: resolve_data(name) for name in datasets}
     files = {name: find_images([folder])[:limit] for name, folder in folders.items()}
@@ -157,7 +171,7 @@ def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: b
     for model_name in models:
         restorer = None
         if model_name != "jpeg":
-            model, model_name = load_model(model_name)
+            model, model_name = loading.load_model(model_name, entries, mode)
             restorer = Restorer(model, settings)
         device = str(restorer.device) if restorer else "-"
         if restorer and progress is not None:
@@ -174,7 +188,7 @@ def run(models: list[str], datasets: list[str], qualities: list[int], *, gray: b
                     megapixels_per_second=means.get("megapixels_per_second"),
                     peak_memory_mb=peak_memory_mb(restorer) if restorer else None, device=device,
                     first_quality=first, shift=shift if first is not None else None,
-                    precision=restorer.precision if restorer else "-", backend=restorer.backend if restorer else "-", cpu=precision.cpu_description(),
+                    precision=restorer.precision if restorer else "-", backend=restorer.backend if restorer else "-", cpu=runtime.cpu_description(),
                 ))
     return records
 
@@ -215,3 +229,22 @@ def markdown(records: list[Record], command: str) -> str:
                      f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | "
                      f"{cell(r.seconds_per_image, 3)} | {cell(r.megapixels_per_second, 2)} |")
     return "\n".join(lines) + "\n"
+
+
+def table(records: list[Record]):
+    """One row per model and quality, the metrics of each data set side by side."""
+    from rich.table import Table
+
+    sets = list(dict.fromkeys(r.data for r in records))
+    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
+    rows = {}
+    for r in records:
+        rows.setdefault((r.model, quality_label(r)), {})[r.data] = r
+    for (name, q), by_set in rows.items():
+        cells = []
+        for s in sets:
+            r = by_set.get(s)
+            cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4)] if r else ["-"] * 4
+        speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
+        table.add_row(name, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
+    return table

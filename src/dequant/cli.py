@@ -116,7 +116,7 @@ def restore(
     if format is not None and format not in FORMAT_CHOICES:
         fail_usage(f"--format must be one of {', '.join(FORMAT_CHOICES)}")
     check_device_and_precision(device, precision)
-    from dequant import batch, images, raybatch, registry, weights
+    from dequant import batch, images, loading, raybatch, registry, weights
     from dequant.restorer import Restorer, Settings
 
     try:
@@ -127,7 +127,7 @@ def restore(
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
         settings = Settings(device, precision, tile, overlap, quality, backend=backend)
-        generator, model_name = weights.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
+        generator, model_name = loading.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
         if ray:
             raybatch.check(jobs)
         else:
@@ -135,13 +135,13 @@ def restore(
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
     if ray:
-        outcome = raybatch.run(jobs, model=model_name, settings=settings, format=fmt, skip_existing=skip_existing,
+        outcome = raybatch.run_jobs(jobs, model=model_name, settings=settings, format=fmt, skip_existing=skip_existing,
                                overwrite=overwrite, max_pixels=int(max_megapixels * 1e6), address=ray_address,
                                workers=workers, gpus_per_worker=gpus_per_worker)
     else:
         if verbose:
             typer.echo(f"dequant: model {model_name} on {restorer.describe()}", err=True)
-        outcome = batch.run(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
+        outcome = batch.run_jobs(jobs, lambda picture: images.encode(restorer(picture), fmt), verb="restored",
                             skip_existing=skip_existing, overwrite=overwrite, max_pixels=int(max_megapixels * 1e6),
                             describe=restorer.describe_last if verbose else None)
     if reference is not None and not outcome.failed:
@@ -150,10 +150,10 @@ def restore(
 
 
 def check_device_and_precision(device: str, precision: str):
-    from dequant.precision import CHOICES
+    from dequant.runtime import CHOICES, DEVICES
 
-    if precision not in CHOICES or device not in ("auto", "cpu", "cuda", "mps"):
-        fail_usage(f"--precision takes {'|'.join(CHOICES)} and --device auto|cpu|cuda|mps")
+    if precision not in CHOICES or device not in DEVICES:
+        fail_usage(f"--precision takes {'|'.join(CHOICES)} and --device {'|'.join(DEVICES)}")
 
 
 def report_gain(job, reference: Path):
@@ -192,53 +192,24 @@ def compare(
 ):
     """Before/after figure: the input beside each model's restoration (and the reference), labelled."""
     from dequant import compare as comparing
-    from dequant import images, metrics, registry, weights
-    from dequant.restorer import Restorer, Settings
+    from dequant import files, images, weights
 
     if output.suffix.lower() != ".png":
         fail_usage(f"-o {output}: the figure is a PNG; name it .png")
     if output.exists() and not overwrite:
         fail_usage(f"output {output} exists (use --overwrite)")
     try:
-        picture = images.read(input)
-        clean = images.to_uint8(images.read(reference).pixels) if reference else None
-        before = images.to_uint8(picture.pixels)
-        if clean is not None and clean.shape != before.shape:
-            raise images.ImageError(f"{reference}: its size or channels differ from the input's")
-        entries = registry.load()
-        chosen = [(spec, "fidelity") for spec in model] + [(None, m) for m in mode] or [(None, "fidelity")]
-        panels = []
-        for spec, m in chosen:
-            generator, name = weights.load_model(spec, entries, m)
-            restorer = Restorer(generator, Settings(quality=quality))
-            restored = images.to_uint8(restorer(picture).pixels)
-            panels.append(comparing.Panel(name + (f" ({m})" if spec is None and m != "fidelity" else ""), rgb(restored)))
-        strength = f"quality {picture.quality}" if picture.quality else "input"
-        lpips = None
-        if clean is not None:
-            try:
-                lpips = metrics.LPIPS(lpips_weights)
-            except OSError as error:
-                typer.echo(f"note: LPIPS left out, its weights are missing ({error})", err=True)
-        image, shown = comparing.figure(comparing.Panel(f"JPEG {strength}", rgb(before)), panels,
-                                        reference=rgb(clean) if clean is not None else None, crop=crop, size=size,
-                                        zoom=zoom, lpips=lpips)
+        image, shown, panels = comparing.compare(input, models=[(spec, "fidelity") for spec in model] + [(None, m) for m in mode],
+                                                 reference=reference, crop=crop, size=size, zoom=zoom, quality=quality,
+                                                 lpips_weights=lpips_weights)
     except (images.ImageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
     import io
 
     buffer = io.BytesIO()
     image.save(buffer, "PNG", optimize=True)
-    images.write_atomic(output, buffer.getvalue())
-    typer.echo(f"{output}: {len(panels) + 1 + (clean is not None)} panels, crop {','.join(map(str, shown))}, "
-               f"zoom {zoom}", err=True)
-
-
-def rgb(pixels):
-    """HxWx1 or HxWx3 uint8 -> HxWx3."""
-    import numpy as np
-
-    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+    files.write_atomic(output, buffer.getvalue())
+    typer.echo(f"{output}: {panels} panels, crop {','.join(map(str, shown))}, zoom {zoom}", err=True)
 
 
 @app.command()
@@ -248,20 +219,20 @@ def export(
     overwrite: Overwrite = False,
 ):
     """Export a model to ONNX: dynamic batch and size, quality as a named input, metadata inside."""
-    from dequant import onnx_graph, registry, weights
+    from dequant import loading, onnx_graph, registry, weights
 
     if output.exists() and not overwrite:
         fail_usage(f"output {output} exists (use --overwrite)")
     try:
         entries = registry.load()
-        generator, name = weights.load_model(model, entries)
+        generator, name = loading.load_model(model, entries)
         entry = entries.get(name)
         data = onnx_graph.to_onnx(generator, onnx_graph.export_metadata(name, entry, entry.sha256 if entry else None))
     except (weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
-    from dequant import images
+    from dequant import files
 
-    images.write_atomic(output, data)
+    files.write_atomic(output, data)
     typer.echo(f"{output}: {name}, {len(data) / 1e6:.1f} MB, sha256 {onnx_graph.sha256(data)}")
 
 
@@ -291,7 +262,7 @@ def quantize(
     def compress(picture):
         return images.encode(images.grayscale(picture) if gray else picture, "JPEG", quality=quality, subsampling=subsampling)
 
-    finish(batch.run(jobs, compress, verb="quantized", skip_existing=skip_existing, overwrite=overwrite,
+    finish(batch.run_jobs(jobs, compress, verb="quantized", skip_existing=skip_existing, overwrite=overwrite,
                      max_pixels=int(max_megapixels * 1e6)))
 
 
@@ -358,8 +329,7 @@ def bench(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from dequant import bench as benchmark
-    from dequant import metrics as measures
-    from dequant import registry, weights
+    from dequant import weights
     from dequant.restorer import Settings
 
     check_device_and_precision(device, precision)
@@ -377,56 +347,23 @@ def bench(
     except ValueError as error:
         fail_usage(str(error))
     err = Console(stderr=True)
-    lpips = None
-    if "lpips" in wanted:
-        try:
-            lpips = measures.LPIPS(lpips_weights)
-        except OSError as error:
-            err.print(f"note: LPIPS skipped, its weights are missing ({error})")
-    models = ["jpeg"] + [m for m in (model or [None]) if m != "jpeg"] if model != ["jpeg"] else ["jpeg"]
-    entries = registry.load()
-
-    def load(name):
-        try:
-            return weights.load_model(name, entries, mode)
-        except weights.WeightsError as error:
-            fail_usage(str(error))
-
     with Progress(TextColumn("bench"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err,
                   transient=True, disable=not err.is_terminal) as progress:
-        records = benchmark.run(models, data, qualities, gray=gray, wanted=wanted, limit=limit,
-                                settings=Settings(device=device, precision=precision, tile=tile, backend=backend), lpips=lpips, load_model=load,
-                                progress=progress, first_qualities=firsts, shift=(rows, columns))
-    show_bench_table(records, data)
+        try:
+            records = benchmark.measure(model, data, qualities, mode=mode, gray=gray, wanted=wanted, limit=limit,
+                                        settings=Settings(device=device, precision=precision, tile=tile, backend=backend),
+                                        lpips_weights=lpips_weights, progress=progress, first_qualities=firsts,
+                                        shift=(rows, columns))
+        except weights.WeightsError as error:
+            fail_usage(str(error))
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: never squeeze the figures into 80 columns
+        console = Console(width=400)
+    console.print(benchmark.table(records))
     if json_file:
         json_file.write_text(json.dumps(benchmark.as_dicts(records), indent=2) + "\n")
     if markdown_file:
         markdown_file.write_text(benchmark.markdown(records, command_line()))
-
-
-def show_bench_table(records, data):
-    """One row per model and quality, the metrics of each data set side by side."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from dequant.bench import cell, quality_label
-
-    sets = list(dict.fromkeys(r.data for r in records))
-    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
-    rows = {}
-    for r in records:
-        rows.setdefault((r.model, quality_label(r)), {})[r.data] = r
-    for (name, q), by_set in rows.items():
-        cells = []
-        for s in sets:
-            r = by_set.get(s)
-            cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4)] if r else ["-"] * 4
-        speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
-        table.add_row(name, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
-    console = Console()
-    if not console.is_terminal:  # a file or a pipe: never squeeze the figures into 80 columns
-        console = Console(width=400)
-    console.print(table)
 
 
 def main():

@@ -93,3 +93,40 @@ def figure(before: Panel, restored: list[Panel], *, reference: np.ndarray | None
             panel.scores = score(panel, reference, lpips)
         panels.append(Panel("reference", reference))
     return render(panels, (x, y, w, h), zoom), (x, y, w, h)
+
+
+def rgb(pixels: np.ndarray) -> np.ndarray:
+    """HxWx1 or HxWx3 uint8 -> HxWx3."""
+    return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+
+
+def compare(input, *, models: list[tuple[str | None, str]], reference=None, crop: str | None = None, size: int = 128,
+            zoom: int = 3, quality: int | None = None, lpips_weights=None) -> tuple[Image.Image, tuple, int]:
+    """(figure, crop shown, panel count) for the picture at `input`: the JPEG, each (model spec, mode)'s
+    restoration (the fidelity default when none is named) and the reference, scored against it."""
+    import sys
+
+    from dequant import images, loading, registry
+    from dequant.restorer import Restorer, Settings
+
+    picture = images.read(input)
+    clean = images.to_uint8(images.read(reference).pixels) if reference else None
+    before = images.to_uint8(picture.pixels)
+    if clean is not None and clean.shape != before.shape:
+        raise images.ImageError(f"{reference}: its size or channels differ from the input's")
+    entries = registry.load()
+    panels = []
+    for spec, mode in models or [(None, "fidelity")]:
+        generator, name = loading.load_model(spec, entries, mode)
+        restored = images.to_uint8(Restorer(generator, Settings(quality=quality))(picture).pixels)
+        panels.append(Panel(name + (f" ({mode})" if spec is None and mode != "fidelity" else ""), rgb(restored)))
+    strength = f"quality {picture.quality}" if picture.quality else "input"
+    lpips = None
+    if clean is not None:
+        try:
+            lpips = metrics.LPIPS(lpips_weights)
+        except OSError as error:
+            print(f"note: LPIPS left out, its weights are missing ({error})", file=sys.stderr)
+    image, shown = figure(Panel(f"JPEG {strength}", rgb(before)), panels,
+                          reference=rgb(clean) if clean is not None else None, crop=crop, size=size, zoom=zoom, lpips=lpips)
+    return image, shown, len(panels) + 1 + (clean is not None)

@@ -173,22 +173,3 @@ def grayscale(picture: Picture) -> Picture:
         return picture
     luma = picture.pixels @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     return picture.with_pixels(luma[..., None])
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write to a hidden temporary file beside `path`, flush it to disk, then rename.
-
-    A killed run never leaves a partial output, only possibly `.NAME.part`, which
-    the next run writing NAME replaces. A failed write removes its temporary file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not reach the disk before the bytes do
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dequant import __version__
+from dequant import __version__, condition, files
 
 OPSET = 17
 INPUT_CONVENTION = ("image: float32 NCHW RGB in [0, 1], any N, H, W (padded to the model's grid inside the graph); "
@@ -44,25 +44,27 @@ class Graph(torch.nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        return self.generator(image, condition).clamp(0, 1)
+    def forward(self, image: torch.Tensor, told: torch.Tensor) -> torch.Tensor:
+        return self.generator(image, told).clamp(0, 1)
 
 
 def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     """The ONNX model bytes of a generator, with `metadata` in its metadata_props, checked."""
     onnx, _ = require()
     graph = Graph(generator).eval()
-    tables = getattr(generator, "uses_tables", False)
-    condition = ("tables", torch.rand(2, 128)) if tables else ("quality", torch.tensor([30.0, 60.0]))
-    example = (torch.rand(2, 3, 40, 56), condition[1])  # batch 2: no specialising on 1
+    # Batch 2, so that nothing specialises on 1; what a quality- or table-conditioned generator is told.
+    kind = generator.contract.condition
+    told = torch.cat([condition.batch(condition.of(kind, q, None, gray=False)) for q in (30, 60)])
+    name = "tables" if kind == "tables" else "quality"
+    example = (torch.rand(2, 3, 40, 56), told)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: the dynamo one cannot yet export the pad-to-grid arithmetic on
         # symbolic sizes ("Cannot create Dim with inconsistent min"), measured with torch 2.13.
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, example, buffer, dynamo=False, opset_version=OPSET,
-                          input_names=["image", condition[0]], output_names=["restored"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, condition[0]: {0: "batch"},
+                          input_names=["image", name], output_names=["restored"],
+                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, name: {0: "batch"},
                                         "restored": {0: "batch", 2: "height", 3: "width"}})
     graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
     model = onnx.load_from_string(buffer.getvalue())
@@ -91,9 +93,7 @@ def cached_graph(generator: torch.nn.Module) -> bytes:
         return path.read_bytes()
     data = to_onnx(generator, {})
     try:
-        from dequant.images import write_atomic
-
-        write_atomic(path, data)
+        files.write_atomic(path, data)
     except OSError:
         pass
     return data
@@ -116,7 +116,7 @@ def sha256(data: bytes) -> str:
 class OnnxGenerator:
     """An exported graph run by onnxruntime, called like the torch generators: (tiles, quality) -> tiles."""
 
-    def __init__(self, model: bytes, device: torch.device, threads: int):
+    def __init__(self, model: bytes, device: torch.device, threads: int, contract):
         _, ort = require()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -125,12 +125,12 @@ class OnnxGenerator:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(model, options, providers=providers)
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.uses_tables = "tables" in self.inputs
+        self.contract = contract  # the exported generator's
 
-    def __call__(self, image: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        """condition: the quality (N), or the tables' features (N x 128) for a table-conditioned graph."""
+    def __call__(self, image: torch.Tensor, told: torch.Tensor) -> torch.Tensor:
+        """told: the quality (N), or the tables' features (N x 128) for a table-conditioned graph."""
         feed = {"image": np.ascontiguousarray(image.cpu().numpy(), dtype=np.float32)}
         for name in ("quality", "tables"):
             if name in self.inputs:  # the exporter drops inputs a model never reads
-                feed[name] = np.ascontiguousarray(condition.cpu().numpy(), dtype=np.float32)
+                feed[name] = np.ascontiguousarray(told.cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(["restored"], feed)[0])

@@ -15,10 +15,10 @@ class RestoreActor:
 
     def __init__(self, *, model: str | None, registry_path: str, settings: dict, format: str,
                  skip_existing: bool, overwrite: bool, max_pixels: int):
-        from dequant import images, registry, weights
+        from dequant import images, loading, registry
         from dequant.restorer import Restorer, Settings
 
-        generator, _ = weights.load_model(model, registry.load(Path(registry_path)))
+        generator, _ = loading.load_model(model, registry.load(Path(registry_path)))
         restorer = Restorer(generator, Settings(**settings))
         self.process = lambda picture: images.encode(restorer(picture), format)
         self.skip_existing, self.overwrite, self.max_pixels = skip_existing, overwrite, max_pixels
@@ -41,7 +41,7 @@ def check(jobs: list[batch.Job]) -> None:
         raise batch.UsageError("--ray works on files and folders, not on standard input or output")
 
 
-def run(jobs: list[batch.Job], *, model: str | None, settings, format: str, skip_existing: bool, overwrite: bool,
+def run_jobs(jobs: list[batch.Job], *, model: str | None, settings, format: str, skip_existing: bool, overwrite: bool,
         max_pixels: int, address: str | None, workers: int, gpus_per_worker: float) -> batch.Outcome:
     from dataclasses import asdict
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from dequant import archs, data, losses, precision, weights
+from dequant import archs, checkpoints, condition, data, degradations, losses, runtime, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 from dequant.metrics import LPIPS, psnr
 
@@ -53,22 +53,10 @@ class TrainConfig:
     lr: float = 3e-4  # generator Adam; cosine decay to lr_min over `steps`
     lr_min: float = 1e-5
     betas: tuple = (0.9, 0.999)  # Adam betas for both networks (arcnn-plus uses beta1 0.8)
-    # Degradation: qualities drawn uniformly from [quality_min, quality_max], or from `qualities` if given.
-    quality_min: int = 5
-    quality_max: int = 95
-    qualities: tuple = ()
-    gray_fraction: float = 0.1  # share of crops compressed as one-channel JPEGs
-    full_chroma_fraction: float = 0.15  # share of saves at 4:4:4 instead of 4:2:0
-    # Real-world JPEGs (data.Degradation): off here so the shipped models' recorded commands replay
-    # exactly; configs/dequant.toml turns them on. The val set then gets double saves and other tables.
-    half_chroma_fraction: float = 0.0  # share of saves at 4:2:2
-    double_fraction: float = 0.0  # share of crops saved twice (QF1 and QF2 drawn independently)
-    shift_fraction: float = 0.0  # share of those whose second grid is shifted 1-7 px on each axis
-    resize_fraction: float = 0.0  # share of those resized (x0.5-1.25) between the saves
-    table_fraction: float = 0.0  # share of saves with non-IJG tables: mozjpeg's, scaled, jittered
-    aligned_fraction: float = 0.0  # share of crops cut on the source's 8x8 grid (JPEG sources re-saved in place)
-    resave_fraction: float = 0.0  # share of crops re-saved in place at resave_quality_min+ (data.JpegCrops._resave)
-    resave_quality_min: int = 85
+    # How clean crops become JPEGs (dequant.degradations.Degradation: its fields are read as flat keys, e.g.
+    # `double_fraction = 0.4`). Its real-world kinds are off by default so the shipped models' recorded commands
+    # replay exactly; configs/real-world.toml turns them on, and the val set then gets double saves and other tables.
+    degradation: degradations.Degradation = field(default_factory=degradations.Degradation)
     # Content losses: weights, 0 switches a term off.
     l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
     mse: float = 0.0
@@ -103,7 +91,7 @@ class TrainConfig:
     log_every: int = 50  # a log line every N steps when the output is not a terminal
     workers: int = 0  # DataLoader workers; batches are cheap next to a step on two cores
     threads: int = 0  # torch intra-op threads per process; 0 = cores / processes
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto | cpu | cuda | mps (several processes: cuda or cpu)
     # Forward passes in bf16 autocast where the hardware runs it natively (weights, Adam state and the
     # losses stay fp32); auto decides per machine, so a run resumed on another CPU takes that CPU's.
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
@@ -135,77 +123,46 @@ def read_toml_config(path: Path, including: tuple = ()) -> dict:
     return read_toml_config(base, chain) | values
 
 
-def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
-    """Defaults, then a TOML file (over its base), then `key=value` overrides, each checked against the field's type."""
-    values = read_toml_config(path) if path else {}
-    for item in overrides:
-        key, _, text = item.partition("=")
-        values[key.strip()] = toml_value(text)
-    known = {f.name for f in fields(TrainConfig)}
-    defaults = TrainConfig()
+def checked(values: dict, defaults, what: str = "setting") -> dict:
+    """`values` converted to the types of the dataclass `defaults`' fields; an unknown key or a wrong type is a ValueError."""
+    known = {f.name for f in fields(defaults)}
+    values = dict(values)
     for key, value in values.items():
         if key not in known:
-            raise ValueError(f"unknown setting {key!r}")
+            raise ValueError(f"unknown {what} {key!r}")
         default = getattr(defaults, key)
         if isinstance(default, tuple) and isinstance(value, list):
             values[key] = tuple(value)
         elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
             values[key] = float(value)
         elif type(value) is not type(default):
-            raise ValueError(f"setting {key} wants {type(default).__name__}, got {value!r}")
-    cfg = TrainConfig(**values)
+            raise ValueError(f"{what} {key} wants {type(default).__name__}, got {value!r}")
+    return values
+
+
+DEGRADATION_KEYS = {f.name for f in fields(degradations.Degradation)}
+
+
+def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
+    """Defaults, then a TOML file (over its base), then `key=value` overrides, each checked against the field's type.
+    The degradation's fields are flat keys beside the others."""
+    values = read_toml_config(path) if path else {}
+    for item in overrides:
+        key, _, text = item.partition("=")
+        values[key.strip()] = toml_value(text)
+    if "degradation" in values:
+        raise ValueError("setting degradation: name its fields as keys of their own (e.g. double_fraction = 0.4)")
+    degradation = {key: values.pop(key) for key in list(values) if key in DEGRADATION_KEYS}
+    degradation = degradations.Degradation(**checked(degradation, degradations.Degradation()))
+    cfg = TrainConfig(**checked(values, TrainConfig()), degradation=degradation)
     for choice, allowed in (("adversarial_form", ("bce", "logfree", "hinge")), ("discriminator", tuple(DISCRIMINATORS)),
-                            ("device", ("auto", "cpu", "cuda")), ("select", ("psnr", "lpips")),
-                            ("precision", precision.CHOICES)):
+                            ("device", runtime.DEVICES), ("select", ("psnr", "lpips")),
+                            ("precision", runtime.CHOICES)):
         if getattr(cfg, choice) not in allowed:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
     if cfg.arch not in archs.ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
     return cfg
-
-
-def load_init(generator: torch.nn.Module, path: Path, fresh: tuple = (), zero: tuple = (), widen: bool = False) -> None:
-    """The generator's weights from `path` (see init_from_state)."""
-    init_from_state(generator, weights.load_state(path), fresh, zero, origin=f"init {path}", widen=widen)
-
-
-def embed_narrower(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-    """`fresh` with `old` in its leading slice, and the weights from new inputs to old outputs at zero.
-
-    Every channel of a network whose stages only add (QUNet: residual blocks, additive skips, pixel shuffles
-    of whole channel groups) then keeps its old value: new channels feed old ones through zeros, while the
-    gradient on those zeros is not zero, so the new channels join in as training goes."""
-    grown = fresh.clone()
-    if grown.dim() >= 2:
-        grown[: old.shape[0], old.shape[1]:] = 0
-    grown[tuple(slice(0, size) for size in old.shape)] = old
-    return grown
-
-
-def init_from_state(generator: torch.nn.Module, state: dict, fresh: tuple = (), zero: tuple = (),
-                    origin: str = "init", widen: bool = False) -> None:
-    """The generator's weights from `state`, except those under the `fresh` prefixes; every other tensor must
-    be there with the same shape, so a typo cannot silently start a run from random weights. Tensors under
-    the `zero` prefixes (which must name fresh ones) are then set to zero. With `widen`, a tensor no larger
-    than the architecture's in any dimension is embedded in it (embed_narrower)."""
-    state = {name: tensor for name, tensor in state.items() if not name.startswith(tuple(fresh))}
-    if widen:
-        own_tensors = generator.state_dict()
-        state = {name: embed_narrower(tensor, own_tensors[name])
-                 if name in own_tensors and tensor.dim() == own_tensors[name].dim()
-                 and all(a <= b for a, b in zip(tensor.shape, own_tensors[name].shape)) else tensor
-                 for name, tensor in state.items()}
-    own = {name: tensor.shape for name, tensor in generator.state_dict().items() if not name.startswith(tuple(fresh))}
-    misfits = sorted(set(own) ^ set(state) | {name for name in set(own) & set(state) if own[name] != state[name].shape})
-    if misfits:
-        raise ValueError(f"{origin}: does not fit the architecture ({', '.join(misfits[:3])}"
-                         f"{' ...' if len(misfits) > 3 else ''}); init_fresh names what to leave fresh")
-    generator.load_state_dict(state, strict=False)
-    zeroed = {name: tensor for name, tensor in generator.state_dict().items() if name.startswith(tuple(zero))}
-    if zero and (not zeroed or set(zeroed) & set(state)):
-        raise ValueError(f"init_zero {list(zero)}: must name fresh tensors of the architecture")
-    for tensor in zeroed.values():
-        tensor.zero_()
 
 
 def learning_rate(cfg: TrainConfig, step: int, peak: float) -> float:
@@ -247,7 +204,7 @@ class ContentLoss(torch.nn.Module):
 def generate(generator, compressed, quality, clean):
     """The restored batch and any loss terms the generator adds itself: CED trains its classifier
     by cross-entropy against the clean image, and its decoder on the clean image's coefficients."""
-    if getattr(unwrap(generator), "needs_target", False):
+    if unwrap(generator).contract.needs_target:
         return generator(compressed, quality, target=clean)
     return generator(compressed, quality), {}
 
@@ -258,25 +215,26 @@ class ValPair:
     clean: torch.Tensor
     quality: int  # what the file's tables read
     kind: str  # single | double | tables: the log gives each kind's gain
-    tables: torch.Tensor  # (1, 128) the file's tables, for generators conditioned on them
+    tables: tuple | None  # the file's (luma, chroma) tables where not libjpeg's
+    gray: bool
 
     def condition(self, model, device) -> torch.Tensor:
-        """What `model` is told about the file: its tables, or the quality they read."""
-        if getattr(model, "uses_tables", False):
-            return self.tables.to(device)
-        return torch.tensor([float(self.quality)], device=device)
+        """What `model` is told about the file (dequant.condition)."""
+        return condition.batch(condition.of(model.contract.condition, self.quality, self.tables, self.gray)).to(device)
 
 
 def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
-    """The first images of --val, each under every validation recipe."""
-    files = data.find_images(folders)[: cfg.val_images]
-    recipes = data.validation_recipes(cfg.val_qualities, real_world=cfg.double_fraction > 0 or cfg.table_fraction > 0)
+    """The first val_images images of each --val folder, each under every validation recipe. With several
+    folders (photos, non-photo content) each kind of recipe is reported per folder, e.g. `content:single`."""
+    recipes = degradations.validation_recipes(cfg.val_qualities, real_world=cfg.degradation.real_world)
     pairs = []
-    for clean in data.load_rgb(files):
-        for kind, recipe in recipes:
-            compressed, target, quality = data.apply(recipe, clean)
-            tables = torch.from_numpy(recipe.last.table_features(recipe.gray))[None]
-            pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality, kind, tables))
+    for folder in folders:
+        label = f"{Path(folder).name}:" if len(folders) > 1 else ""
+        for clean in data.load_rgb(data.find_images([folder])[: cfg.val_images]):
+            for kind, recipe in recipes:
+                compressed, target, quality = degradations.apply(recipe, clean)
+                pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality,
+                                     label + kind, recipe.last.tables, recipe.gray))
     return pairs
 
 
@@ -321,25 +279,19 @@ def report(step: int, scores: Scores, jpeg: Scores) -> str:
 def setup_processes(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     """(rank, world size, device); joins the process group when started by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    if world > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    rank = dist.get_rank() if world > 1 else 0
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if use_cuda else "cpu")
-    if use_cuda:
+    device = runtime.pick_device(cfg.device)
+    if device.type == "cuda":  # each process its own GPU
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
         torch.cuda.set_device(device)
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if world > 1 else 0
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
     return rank, world, device
 
 
 def unwrap(module):
     return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
 
 
 class TrainingStopped(Exception):
@@ -389,7 +341,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     checkpoint = run_dir / "last.pt"
     resuming = resume and checkpoint.exists()
     if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
-        load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
+        checkpoints.load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
@@ -400,18 +352,9 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     step, best, seconds_before = 0, -math.inf, 0.0  # seconds: training time of earlier stretches of the run
     stretches = []  # (first step, precision, CPU) of each start or resume: the log of how the run was computed
     if resuming:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        generator.load_state_dict(state["generator"])
-        g_opt.load_state_dict(state["g_opt"])
-        for module, key in ((disc, "disc"), (d_opt, "d_opt")):
-            if module is not None:
-                module.load_state_dict(state[key])
-        if ema is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
-        elif ema is not None:  # an EMA turned on for a run's finishing stretch starts from the weights reached
-            ema.load_state_dict(generator.state_dict())
+        state = checkpoints.resume(checkpoint, device, generator, g_opt, disc, d_opt, ema)
+        if state["ema_started"]:
             say(f"EMA of the generator (decay {cfg.ema_decay}) starts at step {state['step']}")
-        torch.set_rng_state(state["rng"])
         step, best, seconds_before = state["step"], state["best"], state.get("seconds", 0.0)
         stretches = json.loads(state.get("stretches", "[]"))
         say(f"resumed {run_dir} at step {step}")
@@ -422,9 +365,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     images = data.load_rgb(data.find_images(data_dirs), min_size=cfg.crop)
     if not images:
         raise ValueError(f"no training images of at least {cfg.crop}x{cfg.crop} pixels in {', '.join(map(str, data_dirs))}")
-    degradation = data.Degradation(**{f.name: getattr(cfg, f.name) for f in fields(data.Degradation)})
-    crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=degradation, rank=rank,
-                           tables=getattr(unwrap(generator), "uses_tables", False))
+    crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=cfg.degradation, rank=rank,
+                           condition_kind=unwrap(generator).contract.condition)
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
@@ -437,14 +379,14 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
         f"{torch.get_num_threads()} thread(s) each")
 
-    computing = precision.resolve(cfg.precision, device)
-    warning = precision.check(computing, device)
-    stretches.append({"step": step, "precision": computing, "machine": precision.describe(device, computing)})
-    say(f"precision {computing} from step {step} on {precision.describe(device, computing)}"
+    computing = runtime.precision_for(cfg.precision, device)
+    warning = runtime.check_precision(computing, device)
+    stretches.append({"step": step, "precision": computing, "machine": runtime.describe(device, computing)})
+    say(f"precision {computing} from step {step} on {runtime.describe(device, computing)}"
         + (f" (warning: {warning})" if warning else ""))
     if len(stretches) > 1:
         say("stretches so far: " + "; ".join(f"step {s['step']}: {s['precision']}" for s in stretches))
-    autocast = lambda: precision.autocast(device, computing)  # noqa: E731
+    autocast = lambda: runtime.autocast(device, computing)  # noqa: E731
 
     started, start_step = time.time(), step
     stops = StopRequests(world == 1)
@@ -506,7 +448,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             if cfg.keep_val_weights:
                 weights.save(judged, run_dir / f"val-{step}.safetensors", scored)
         if main_process and (step % cfg.checkpoint_every == 0 or step == cfg.steps or stops.signum is not None):
-            save_checkpoint(checkpoint, {
+            checkpoints.save(checkpoint, {
                 "generator": unwrap(generator).state_dict(), "g_opt": g_opt.state_dict(),
                 **({"disc": unwrap(disc).state_dict(), "d_opt": d_opt.state_dict()} if use_gan else {}),
                 **({"ema": ema.state_dict()} if ema is not None else {}),

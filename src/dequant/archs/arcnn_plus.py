@@ -7,7 +7,7 @@ units: 1x1 conv, 5x5 conv, PReLU. All at full resolution, trained with MSE.
 import torch
 from torch import nn
 
-from dequant.archs.common import pad_to
+from dequant.archs.common import Contract, pad_to
 
 
 def conv_unit(cin: int, width: int) -> nn.Sequential:
@@ -16,8 +16,7 @@ def conv_unit(cin: int, width: int) -> nn.Sequential:
 
 
 class ArcnnPlus(nn.Module):
-    size_multiple = 1
-    uses_quality = False
+    contract = Contract(size_multiple=1)
 
     def __init__(self, *, channels: int = 3, width: int = 32, residual: bool = True):
         super().__init__()
@@ -36,5 +35,5 @@ class ArcnnPlus(nn.Module):
             self.net[-2].weight.data.mul_(0.01)
 
     def forward(self, image: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.net(pad_to(image, self.size_multiple))
+        out = self.net(pad_to(image, self.contract.size_multiple))
         return image + out if self.residual else out

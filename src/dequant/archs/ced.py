@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dequant.archs.common import pad_to, start_as_identity
+from dequant.archs.common import Contract, pad_to, start_as_identity
 
 PATCH = 4  # DCT patch side: 16 frequency channels
 CLASSES = 7
@@ -82,9 +82,8 @@ class Classifier(nn.Module):
 
 
 class CED(nn.Module):
-    size_multiple = PATCH
-    uses_quality = False
-    needs_target = True  # training passes the clean image: true coefficients for D, labels for C
+    # Training passes the clean image: true coefficients for D, labels for C.
+    contract = Contract(size_multiple=PATCH, needs_target=True)
 
     def __init__(self, *, widths: tuple = (32, 64), stages: int = 2, estimate: str = "argmax",
                  truth_share: float = 1.0, residual: bool = True):
@@ -142,11 +141,11 @@ class CED(nn.Module):
     def forward(self, image: torch.Tensor, quality: torch.Tensor | None = None, target: torch.Tensor | None = None):
         """Restored image; in training (`target` given) also {"ce": the classifier's cross-entropy}."""
         height, width = image.shape[-2:]
-        x = pad_to(image, self.size_multiple)
+        x = pad_to(image, self.contract.size_multiple)
         stages = self.classifier(x)
         if target is None:
             return self.decode(x, self.estimated_values(stages[-1]))[..., :height, :width]
-        truth = frequencies(pad_to(target, self.size_multiple), self.filters)
+        truth = frequencies(pad_to(target, self.contract.size_multiple), self.filters)
         if not self.bins_fitted:
             self.fit_bins(truth)
         labels = self.classes_of(truth)

@@ -1,8 +1,22 @@
-"""Small pieces the paper generators share: padding to a size multiple, and the output step."""
+"""Small pieces the generators share: their contract, padding to a size multiple, and the output step."""
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a generator is told and what it needs (spandrel's model descriptor, reduced to ours)."""
+
+    condition: str = "none"  # quality: the IJG quality the file reads (B,); tables: jpeg.table_features (B, 128); none
+    size_multiple: int = 1  # it pads its input to this grid itself; tiles are on the 16-pixel grid anyway
+    needs_target: bool = False  # training passes the clean batch as `target=` and gets (restored, loss terms)
+    tiling_safe: bool = True  # its output at a pixel depends only on a bounded neighbourhood (tiles may be used)
+    precisions: tuple = ("fp32", "bf16", "fp16")  # what it may compute in
+
 
 
 def pad_to(image: torch.Tensor, multiple: int) -> torch.Tensor:

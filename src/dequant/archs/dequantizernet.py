@@ -10,7 +10,7 @@ crops, the BN version did not learn to beat the JPEG (configs/dequantizernet.tom
 import torch
 from torch import nn
 
-from dequant.archs.common import start_as_identity, tanh_output
+from dequant.archs.common import Contract, start_as_identity, tanh_output
 
 
 def norm(width: int, batch_norm: bool) -> nn.Module:
@@ -28,8 +28,7 @@ class ResidualBlock(nn.Module):
 
 
 class DequantizerNet(nn.Module):
-    size_multiple = 1
-    uses_quality = False
+    contract = Contract(size_multiple=1)
 
     def __init__(self, *, channels: int = 3, width: int = 24, blocks: int = 5, batch_norm: bool = True,
                  residual: bool = True):

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dequant.archs.common import pad_to, start_as_identity, tanh_output
+from dequant.archs.common import Contract, pad_to, start_as_identity, tanh_output
 
 # Full-range BT.601, as JPEG stores colour: ycbcr = RGB_TO_YCBCR @ rgb + CHROMA_OFFSET.
 RGB_TO_YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -32,8 +32,7 @@ class ResidualBlock(nn.Module):
 
 
 class Galteri(nn.Module):
-    size_multiple = 2
-    uses_quality = False
+    contract = Contract(size_multiple=2)
 
     def __init__(self, *, width: int = 32, blocks: int = 8, residual: bool = True):
         super().__init__()
@@ -49,7 +48,7 @@ class Galteri(nn.Module):
 
     def forward(self, image: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
         height, width = image.shape[-2:]
-        ycbcr = torch.einsum("ij,bjhw->bihw", self.to_ycbcr, pad_to(image, self.size_multiple)) + self.offset
+        ycbcr = torch.einsum("ij,bjhw->bihw", self.to_ycbcr, pad_to(image, self.contract.size_multiple)) + self.offset
         features = self.blocks(self.entry(ycbcr * 2 - 1))
         out = tanh_output(ycbcr, self.exit(F.interpolate(features, scale_factor=2, mode="nearest")), self.residual)
         rgb = torch.einsum("ij,bjhw->bihw", self.to_rgb, out - self.offset)

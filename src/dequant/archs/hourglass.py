@@ -10,7 +10,7 @@ network; we restore natural images at their own size, so there is no resize.
 import torch
 from torch import nn
 
-from dequant.archs.common import pad_to, start_as_identity, tanh_output
+from dequant.archs.common import Contract, pad_to, start_as_identity, tanh_output
 
 
 def down(cin: int, cout: int, norm: bool = True) -> nn.Sequential:
@@ -35,13 +35,11 @@ class HourglassBlock(nn.Module):
 
 
 class HourglassUNet(nn.Module):
-    uses_quality = False
-
     def __init__(self, *, channels: int = 3, widths: tuple = (32, 64, 64, 96, 96), repeats: int = 4,
                  dropout: float = 0.7, residual: bool = True):
         super().__init__()
         self.residual = residual
-        self.size_multiple = 2 ** (len(widths) + 1)  # encoder levels plus the hourglass's own step down
+        self.contract = Contract(size_multiple=2 ** (len(widths) + 1))  # encoder levels plus the hourglass's own step down
         ins = (channels, *widths[:-1])
         self.encoder = nn.ModuleList(down(cin, cout, norm=i > 0) for i, (cin, cout) in enumerate(zip(ins, widths)))
         self.hourglass = nn.Sequential(*(HourglassBlock(widths[-1], dropout) for _ in range(repeats)))
@@ -54,7 +52,7 @@ class HourglassUNet(nn.Module):
 
     def forward(self, image: torch.Tensor, quality: torch.Tensor | None = None) -> torch.Tensor:
         height, width = image.shape[-2:]
-        x = pad_to(image, self.size_multiple)
+        x = pad_to(image, self.contract.size_multiple)
         skips, y = [], x * 2 - 1  # the paper's [-1, 1] range
         for level in self.encoder:
             y = level(y)

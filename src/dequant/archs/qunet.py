@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dequant.archs.common import Contract
+
 
 class QualityEmbedding(nn.Module):
     """Maps a JPEG quality (1..100) to a vector that the blocks turn into scales."""
@@ -109,10 +111,6 @@ class Stage(nn.Module):
 
 
 class QUNet(nn.Module):
-    # What callers need to know (spandrel-style descriptor).
-    size_multiple = 8  # one bottleneck position per 8x8 JPEG block; inputs are padded to it
-    uses_quality = True
-
     def __init__(
         self,
         *,
@@ -129,9 +127,9 @@ class QUNet(nn.Module):
         if condition not in ("quality", "tables"):
             raise ValueError("qunet condition takes quality or tables")
         w1, w2, w3 = widths
-        self.uses_tables = condition == "tables"
-        self.uses_quality = not self.uses_tables  # what callers and the ONNX metadata read
-        self.embed = TableEmbedding(cond_dim) if self.uses_tables else QualityEmbedding(cond_dim)
+        # One bottleneck position per 8x8 JPEG block: inputs are padded to that grid.
+        self.contract = Contract(condition=condition, size_multiple=8)
+        self.embed = TableEmbedding(cond_dim) if condition == "tables" else QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
         self.enc1 = Stage(w1, blocks[0], cond_dim, block)
         self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
@@ -151,7 +149,7 @@ class QUNet(nn.Module):
         """image: (B, C, H, W) in [0, 1]; quality: (B,) JPEG quality, or (B, 128) table features when
         conditioned on tables. Returns the restored image."""
         height, width = image.shape[-2:]
-        pad_h, pad_w = -height % self.size_multiple, -width % self.size_multiple
+        pad_h, pad_w = -height % self.contract.size_multiple, -width % self.contract.size_multiple
         x = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
         cond = self.embed(quality)
         s1 = self.enc1(self.head(x), cond)

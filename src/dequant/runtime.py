@@ -1,0 +1,186 @@
+"""Where and how to compute: device, precision, backend, threads and tile size, for restore, bench,
+export and train alike.
+
+Adding a runtime (a precision, a backend, a device): its name in the CHOICES it belongs to, the rule
+that picks it in `precision_for` or `pick_backend` (from the hardware's reported features, never from
+a benchmark at start-up), its refusals in `check_precision`; the restorer computes through `Runtime`.
+
+Precision: bf16 autocast is close to a free 2x on CPUs that execute bf16 in hardware
+(AVX512-BF16 on Zen 4 and Intel Cooper Lake on, AMX, Arm's BF16) and about
+10x slower where oneDNN has to emulate it (AVX2-only CPUs). So `auto` asks
+torch what this CPU can do and only then takes bf16. Weights stay fp32 in
+every case: autocast runs the convolutions in the low precision and keeps
+additions with fp32 tensors (the residual onto the input image) in fp32.
+"""
+
+import contextlib
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+CHOICES = ("auto", "fp32", "bf16", "fp16")  # precisions
+BACKENDS = ("auto", "torch", "onnxruntime")
+GRID = 16  # tiles follow the JPEG macroblock grid (tiling.GRID)
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU runs bf16 arithmetic in hardware, as torch's cpuinfo and oneDNN see it."""
+    capabilities = torch.cpu.get_capabilities()
+    hardware = any(capabilities.get(flag, False) for flag in ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16"))
+    return hardware and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def precision_for(requested: str, device: torch.device) -> str:
+    """The precision `requested` means on `device`: fp32, bf16 or fp16."""
+    if requested not in CHOICES:
+        raise ValueError(f"--precision takes one of {'|'.join(CHOICES)}")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "mps":
+        return "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+def check_precision(precision: str, device: torch.device) -> str | None:
+    """Refuse what cannot run (ValueError); a warning line for what runs but slowly, else None."""
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("--precision fp16 needs a GPU; on the CPU use auto, fp32 or bf16")
+    if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
+        return (f"this CPU ({cpu_description()}) emulates bf16, about 10x slower than fp32; "
+                "--precision auto picks fp32 here")
+    return None
+
+
+def autocast(device: torch.device, precision: str):
+    """The context that computes in `precision` (nothing to do for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_description() -> str:
+    """The CPU's model name, torch's capability string and whether bf16 is native: beside every timing."""
+    name = torch.cpu.get_capabilities().get("cpu_name") or "unknown CPU"
+    try:  # the full model name when the kernel tells it (cpuinfo's is shorter)
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    bf16 = "native bf16" if cpu_has_native_bf16() else "no native bf16"
+    return f"{name}, {torch.backends.cpu.get_cpu_capability()}, {bf16}"
+
+
+def describe(device: torch.device, precision: str) -> str:
+    """E.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32'."""
+    where = f"cpu ({cpu_description()})" if device.type == "cpu" else str(device)
+    return f"{where}, {precision}"
+
+
+def pick_device(name: str) -> torch.device:
+    """auto: CUDA, else Apple's MPS, else the CPU; a named device that is missing is a ValueError."""
+    if name not in DEVICES:
+        raise ValueError(f"--device takes {'|'.join(DEVICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: no MPS device is available")
+    return torch.device(name)
+
+
+def pick_backend(requested: str, device: torch.device, computing: str) -> str:
+    """onnxruntime where it is installed and the work is fp32 on the CPU (measured 8 % faster than torch
+    there, outputs within 1/255); torch elsewhere: on GPUs and where bf16 is native it is the faster one."""
+    if requested != "auto":
+        return requested
+    from importlib.util import find_spec
+
+    installed = find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+    return "onnxruntime" if installed and device.type == "cpu" and computing == "fp32" else "torch"
+
+
+def set_threads(threads: int, device: torch.device) -> None:
+    """torch's intra-op threads: `threads`, else every core on the CPU unless OMP_NUM_THREADS says otherwise."""
+    if threads or (device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS")):
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def free_memory(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+# Peak activation bytes per input pixel of a tile: measured for the default
+# model at fp32 (~0.45 KB), doubled for safety and for larger models.
+BYTES_PER_PIXEL = 1024
+MIN_TILE = 64  # out of memory below this, a picture is refused
+
+
+def auto_tile(device: torch.device) -> int:
+    """The largest grid-aligned tile whose activations fit a share of free memory.
+
+    On the CPU the tile is capped at 1024: bigger tiles gain no speed there,
+    and the cap keeps a 24-megapixel restore well under 2.5 GB.
+    """
+    budget = free_memory(device) // 4
+    side = int((budget / BYTES_PER_PIXEL) ** 0.5) // GRID * GRID
+    return max(256, min(side, 1024 if device.type == "cpu" else 4096))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; the CPU allocator a RuntimeError that says so."""
+    if isinstance(error, (MemoryError, torch.OutOfMemoryError)):
+        return True
+    message = str(error).lower()
+    return any(words in message for words in ("can't allocate memory", "out of memory", "failed to allocate memory"))
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a generator computes, decided once."""
+
+    device: torch.device
+    precision: str  # fp32 | bf16 | fp16
+    backend: str  # torch | onnxruntime
+    tile: int  # pixels per tile side; 0 = whole image
+    warning: str | None = None  # runs, but slowly: said once on stderr
+
+    def describe(self) -> str:
+        """E.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32, onnxruntime'."""
+        return describe(self.device, self.precision) + f", {self.backend}"
+
+
+def plan(device: str = "auto", precision: str = "auto", backend: str = "auto", tile: int | None = None,
+         threads: int = 0, supported: tuple = ("fp32", "bf16", "fp16")) -> Runtime:
+    """The runtime the settings ask for on this machine (ValueError for what cannot run); sets torch's threads.
+    `supported`: the precisions the generator's contract allows."""
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend takes {'|'.join(BACKENDS)}")
+    where = pick_device(device)
+    if backend == "onnxruntime" and precision not in ("auto", "fp32"):
+        raise ValueError("--backend onnxruntime computes in fp32: leave --precision at auto or fp32")
+    computing = "fp32" if backend == "onnxruntime" else precision_for(precision, where)
+    if computing not in supported:
+        raise ValueError(f"--precision {computing}: this model computes in {', '.join(supported)} only")
+    warning = check_precision(computing, where)
+    set_threads(threads, where)
+    return Runtime(where, computing, pick_backend(backend, where, computing),
+                   tile if tile is not None else auto_tile(where), warning)
