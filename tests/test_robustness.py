@@ -38,8 +38,13 @@ def test_a_corpus_of_unusual_and_malformed_inputs(tmp_path):
     assert result.returncode == 1 and "Traceback" not in err
     lines = err.strip().splitlines()
     assert lines[-1].startswith("restored ") and all(line.startswith("dequant: ") for line in lines[:-1])
+    # A file Pillow decodes but libjpeg cannot read the coefficients of is restored, and says so once.
+    unkept = [line for line in lines[:-1] if line.endswith("restored without keeping to its quantization cells")]
+    lines = [line for line in lines if line not in unkept]
     named = {line.removeprefix("dequant: ").split(": ")[0] for line in lines[:-1]}
     assert len(named) == len(lines) - 1, "one line per failed input"
+    for line in unkept:
+        assert output(Path(line.removeprefix("dequant: ").split(": ")[0])).exists(), line
 
     for path in good:
         assert str(path) not in named, path
@@ -134,7 +139,7 @@ class Greedy(torch.nn.Module):
 def test_out_of_memory_retries_with_smaller_tiles(capsys):
     picture = images.read(jpeg_bytes(photo(300, 250)))
     model = Greedy(fits=200)
-    restorer = Restorer(model, Settings(device="cpu", tile=0, overlap=16, backend="torch"))
+    restorer = Restorer(model, Settings(device="cpu", tile=0, overlap=16, backend="torch", consistent=False))
     restored = restorer(picture)
     assert np.array_equal(restored.pixels, picture.pixels)
     assert model.sides[0] == 300 and max(model.sides[1:]) <= 200 and restorer.tile == 144

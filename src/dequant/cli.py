@@ -39,6 +39,7 @@ SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exi
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
 Backend = Annotated[str, typer.Option(help="auto|torch|onnxruntime: auto runs onnxruntime where the onnx extra is installed and the CPU computes in fp32, else torch.")]
+Consistent = Annotated[bool, typer.Option(help="Keep the output inside the JPEG's quantization cells: it never contradicts what the file's coefficients say.")]
 Mode = Annotated[str, typer.Option(help="fidelity (highest PSNR) or perceptual (GAN-trained, sharper): the mode's default model, unless --model names one.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
 
@@ -104,6 +105,7 @@ def restore(
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 80,  # Settings.overlap; torch loads lazily
     quality: Annotated[Optional[int], typer.Option(min=1, max=100, help="Force the JPEG quality instead of reading it from the file.")] = None,
+    consistent: Consistent = True,
     reference: Annotated[Optional[Path], typer.Option(help="Clean original of a single input: report the PSNR gain.")] = None,
     shard: Annotated[Optional[str], typer.Option(help="Process only shard i/N of the sorted inputs (e.g. a Slurm array task).")] = None,
     ray: Annotated[bool, typer.Option("--ray", help="Run the batch on Ray Data (pip install 'dequant[ray]').")] = False,
@@ -126,7 +128,7 @@ def restore(
             jobs = batch.shard(jobs, *batch.parse_shard(shard))
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
-        settings = Settings(device, precision, tile, overlap, quality, backend=backend)
+        settings = Settings(device, precision, tile, overlap, quality, backend=backend, consistent=consistent)
         generator, model_name = loading.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
         if ray:
             raybatch.check(jobs)
@@ -320,6 +322,7 @@ def bench(
     precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16, as for restore.")] = "auto",
     backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
+    consistent: Consistent = True,
     lpips_weights: Annotated[Optional[Path], typer.Option(help="Folder with AlexNet and LPIPS safetensors (default ../shared/weights).")] = None,
 ):
     """Benchmark models with the field's protocol: PSNR, SSIM, PSNR-B, LPIPS and speed."""
@@ -351,7 +354,8 @@ def bench(
                   transient=True, disable=not err.is_terminal) as progress:
         try:
             records = benchmark.measure(model, data, qualities, mode=mode, gray=gray, wanted=wanted, limit=limit,
-                                        settings=Settings(device=device, precision=precision, tile=tile, backend=backend),
+                                        settings=Settings(device=device, precision=precision, tile=tile, backend=backend,
+                                                          consistent=consistent),
                                         lpips_weights=lpips_weights, progress=progress, first_qualities=firsts,
                                         shift=(rows, columns))
         except weights.WeightsError as error:

@@ -40,6 +40,7 @@ class Picture:
     exif: bytes | None = None
     icc: bytes | None = None
     tables: tuple | None = None  # the JPEG's (luma, chroma) quantization tables, for table-conditioned models
+    jpeg_file: Path | bytes | None = None  # a JPEG's own file (path or bytes): its coefficients keep the output in its cells
 
     @property
     def gray(self) -> bool:
@@ -63,7 +64,9 @@ def load(image: "str | os.PathLike | bytes | Image.Image", max_pixels: int = MAX
     """A Picture from a path, file bytes or a Pillow image (the Python API's inputs)."""
     if isinstance(image, Image.Image):
         try:
-            return from_pil(image, max_pixels)
+            picture = from_pil(image, max_pixels)
+            opened_from = getattr(image, "filename", "")  # a JPEG opened from a path: its coefficients are there
+            return replace(picture, jpeg_file=Path(opened_from)) if image.format == "JPEG" and opened_from else picture
         except (ImageError, MemoryError):
             raise
         except Exception as error:
@@ -72,7 +75,9 @@ def load(image: "str | os.PathLike | bytes | Image.Image", max_pixels: int = MAX
 
 
 def _decode(source: Path | bytes, max_pixels: int) -> Picture:
-    return from_pil(Image.open(io.BytesIO(source) if isinstance(source, bytes) else source), max_pixels)
+    image = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+    picture = from_pil(image, max_pixels)
+    return replace(picture, jpeg_file=source) if image.format == "JPEG" else picture
 
 
 def from_pil(image: Image.Image, max_pixels: int = MAX_PIXELS) -> Picture:

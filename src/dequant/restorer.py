@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
-from dequant import condition, images, jpeg, runtime, tiling
+from dequant import condition, consistency, images, jpeg, runtime, tiling
 from dequant.images import Picture
 
 
@@ -29,6 +29,7 @@ class Settings:
     quality: int | None = None  # force the JPEG quality instead of reading or estimating it
     threads: int = 0  # CPU threads; 0 = every core (or OMP_NUM_THREADS when set)
     backend: str = "auto"  # auto | torch | onnxruntime (see runtime.pick_backend)
+    consistent: bool = True  # keep the output inside the JPEG's quantization cells (dequant.consistency)
 
 
 class Restorer:
@@ -128,9 +129,24 @@ class Restorer:
         restored = self.run_with_smaller_tiles_on_oom(run, image)
         if picture.gray:
             restored = restored.mean(dim=1, keepdim=True)
+        pixels, cells = self.keep_to_file(picture, restored[0].permute(1, 2, 0).numpy())
         self.last = {"read": picture.quality, "strength": int(quality), "forced": forced is not None,
-                     "tile": self.tile, "seconds": time.perf_counter() - started}
-        return picture.with_pixels(restored[0].permute(1, 2, 0).numpy())
+                     "tile": self.tile, "cells": cells, "seconds": time.perf_counter() - started}
+        return picture.with_pixels(pixels)
+
+    def keep_to_file(self, picture: Picture, pixels):
+        """The restoration moved into the file's quantization cells, and a word on what was done (--verbose).
+        A JPEG whose coefficients cannot be read is restored without it, and says why on stderr."""
+        if not self.settings.consistent:
+            return pixels, "cells not kept (--no-consistent)"
+        if picture.jpeg_file is None:
+            return pixels, "no coefficients (not a JPEG file)"
+        try:
+            return consistency.project(pixels, consistency.read(picture.jpeg_file)), "kept in the file's cells"
+        except consistency.CoefficientsError as error:
+            name = picture.jpeg_file if isinstance(picture.jpeg_file, os.PathLike) else "input"
+            print(f"dequant: {name}: {error}; restored without keeping to its quantization cells", file=sys.stderr)
+            return pixels, f"cells not kept ({error})"
 
     def describe(self) -> str:
         """Where and how it runs, e.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32, onnxruntime'."""
@@ -144,7 +160,8 @@ class Restorer:
             return f"{read}, no earlier harsher save: left as decoded, {last['seconds']:.2f} s"
         tile = f"tile {last['tile']}" if last["tile"] else "whole image"
         strength = f"strength {last['strength']}" + (" (--quality)" if last["forced"] else "")
-        return f"{read}, {strength}, {tile}, {self.device} {self.precision} {self.backend}, {last['seconds']:.2f} s"
+        return (f"{read}, {strength}, {tile}, {self.device} {self.precision} {self.backend}, {last['cells']}, "
+                f"{last['seconds']:.2f} s")
 
     def run_with_smaller_tiles_on_oom(self, run, image: torch.Tensor) -> torch.Tensor:
         """Tiled inference; out of memory, halve the tile and try again, down to MIN_TILE.

@@ -1,0 +1,133 @@
+"""File-consistent output: keep a restoration inside the quantization cells of the file's coefficients.
+
+For a single save, every DCT coefficient of the original lay in the cell [(c - 1/2) q, (c + 1/2) q] of the
+file's quantized coefficient c and table step q (per component, at the component's coded resolution).
+`project` moves a restoration into those cells, which can only bring it closer to such an original in the
+coded YCbCr planes: the network may restore detail, but never contradict what the file says.
+
+How each plane is projected: the restoration is converted to YCbCr (JFIF, full range), padded as the encoder
+padded (edge pixels repeated to whole MCUs) and box-averaged down to the component's coded resolution as
+libjpeg's encoder does; each 8x8 block's DCT is clipped into its cells; the change is brought back to full
+resolution by repeating each coded pixel over the pixels it stands for, which keeps the box average, and so
+the coefficients, where the clipping put them. `widen` scales the cells (for files whose original was not
+in the last save's cells: saved before on another grid).
+
+The coefficients are read exactly with libjpeg (the `jpeglib` binding): baseline and progressive files,
+restart markers, any sampling factors. Where they cannot be read, `read` says why (CoefficientsError).
+"""
+
+import contextlib
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+class CoefficientsError(Exception):
+    """A JPEG whose coefficients cannot be read or used, with the reason."""
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """A JPEG's quantized DCT coefficients as the file stores them."""
+
+    blocks: tuple  # per component: (block rows, block columns, 8, 8) int16, natural order (vertical, horizontal frequency)
+    steps: tuple  # per component: (8, 8) quantization table, natural order
+    factors: tuple  # per component: (vertical, horizontal) pixels per coded sample, e.g. (2, 2) for 4:2:0 chroma
+
+
+@contextlib.contextmanager
+def libjpeg_messages():
+    """Collects what libjpeg writes to the process's stderr (its warnings on damaged files, its errors) into the
+    yielded list of lines, instead of letting it reach the terminal: dequant's own lines say what matters."""
+    said: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            said += capture.read().decode(errors="replace").splitlines()
+
+
+def read(source: "Path | bytes") -> Coefficients:
+    """The coefficients of a JPEG file (a path or its bytes). CoefficientsError says why they cannot be used."""
+    try:
+        import jpeglib
+    except ImportError:
+        raise CoefficientsError("the jpeglib package is not installed (pip install jpeglib)") from None
+    if isinstance(source, bytes):
+        with tempfile.TemporaryDirectory() as folder:  # jpeglib reads from a path only
+            path = Path(folder) / "in.jpg"
+            path.write_bytes(source)
+            return read(path)
+    try:
+        with libjpeg_messages() as said:
+            jpeg = jpeglib.read_dct(os.fspath(source))
+            jpeg.load()
+    except Exception as error:  # libjpeg's errors come as several kinds
+        reason = said[-1] if said else str(error) or error.__class__.__name__
+        raise CoefficientsError(f"libjpeg could not read the coefficients ({reason})") from None
+    components = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if jpeg.has_chrominance else [])
+    if jpeg.has_black or jpeg.num_components != len(components):
+        raise CoefficientsError(f"{jpeg.num_components}-component JPEG (CMYK or other): only gray and YCbCr files")
+    sampling = np.asarray(jpeg.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
+    top = sampling.max(axis=0)
+    if np.any(top % sampling):
+        raise CoefficientsError(f"sampling factors {sampling.tolist()} do not divide evenly")
+    steps = [np.asarray(jpeg.qt[number], dtype=np.float64) for number in np.asarray(jpeg.quant_tbl_no).reshape(-1)]
+    return Coefficients(tuple(np.asarray(c) for c in components), tuple(steps),
+                        tuple(tuple(int(f) for f in top // s) for s in sampling))
+
+
+def _dct_matrix() -> np.ndarray:
+    """The orthonormal 8-point DCT-II: JPEG's FDCT of a block is D @ block @ D.T."""
+    k, n = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+    d = np.cos((2 * n + 1) * k * np.pi / 16) * np.sqrt(2 / 8)
+    d[0] /= np.sqrt(2)
+    return d
+
+
+DCT = _dct_matrix()
+
+# JFIF's full-range YCbCr (what libjpeg converts with).
+TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+TO_RGB = np.linalg.inv(TO_YCBCR)
+OFFSET = np.array([0.0, 128.0, 128.0])
+
+
+def project_plane(plane: np.ndarray, blocks: np.ndarray, steps: np.ndarray, factors: tuple, widen: float) -> np.ndarray:
+    """`plane` (H x W, 0-255 scale) with the change that puts its coded samples' DCT into the cells."""
+    rows, columns = blocks.shape[:2]
+    fy, fx = factors
+    height, width = plane.shape
+    full_h, full_w = rows * 8 * fy, columns * 8 * fx  # the whole MCUs the encoder coded
+    padded = np.pad(plane, ((0, max(0, full_h - height)), (0, max(0, full_w - width))), mode="edge")[:full_h, :full_w]
+    coded = padded.reshape(rows * 8, fy, columns * 8, fx).mean(axis=(1, 3)) - 128
+    tiles = coded.reshape(rows, 8, columns, 8).transpose(0, 2, 1, 3)
+    spectrum = DCT @ tiles @ DCT.T
+    centre, half = blocks * steps, widen * steps / 2
+    change = np.clip(spectrum, centre - half, centre + half) - spectrum
+    correction = (DCT.T @ change @ DCT).transpose(0, 2, 1, 3).reshape(rows * 8, columns * 8)
+    return plane + np.repeat(np.repeat(correction, fy, axis=0), fx, axis=1)[:height, :width]
+
+
+def project(pixels: np.ndarray, coefficients: Coefficients, widen: float = 1.0) -> np.ndarray:
+    """HxWxC float pixels in [0, 1] (C = 1 for a gray file's luma, 3 for RGB) moved into the file's cells."""
+    components = len(coefficients.blocks)
+    if (pixels.shape[2] == 1) != (components == 1):
+        raise CoefficientsError(f"{pixels.shape[2]} channels against {components} coded components")
+    scaled = pixels.astype(np.float64) * 255
+    planes = scaled[..., :1] if components == 1 else scaled @ TO_YCBCR.T + OFFSET
+    projected = np.stack([project_plane(planes[..., k], coefficients.blocks[k], coefficients.steps[k],
+                                        coefficients.factors[k], widen) for k in range(components)], axis=2)
+    if components == 3:
+        projected = (projected - OFFSET) @ TO_RGB.T
+    return np.clip(projected / 255, 0, 1).astype(np.float32)
