@@ -1,0 +1,102 @@
+"""Never worse than the JPEG? Per image, on validation pictures of every kind (never the benchmark sets).
+
+Kinds: photos (BSDS500-val), re-saved photos (BSDS500-val saved at 30, scaled 3/4, cropped off the grid, saved
+again), screenshots (Chromium renderings of held-out documentation pages, and generated UI and terminal
+pictures), text (generated pages and scans), graphics (generated charts, line art, flat graphics, dithering,
+pixel art) and CID22's validation split (photos and some graphics). Each is saved at every quality and
+restored once; the network's output is scored as it is ("raw") and kept in the file's cells ("cells",
+dequant.consistency), and as `dequant restore` returns it by default ("default").
+
+    python scripts/val-content.py --data ~/.cache/dequant/data [--model NAME] [--qualities 10,50,90] [--json out.json]
+
+Build the pictures first with scripts/training-pictures.py (--screenshots for the real screenshots).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from dequant import consistency, data, degradations, images, loading, registry
+from dequant.metrics import psnr
+from dequant.restorer import Restorer, Settings
+
+RESAVE = dict(first=degradations.Compression(30), scale=0.75, shift=(3, 5))
+SIDE = 512  # larger pictures are cut to their central SIDE x SIDE (screenshots are up to 2880 px wide)
+KINDS_OF_CONTENT = {"screenshots": ("ui", "terminal"), "text": ("text", "scan"),
+                    "graphics": ("chart", "lineart", "flat", "dither", "pixelart")}
+
+
+def central(pixels: np.ndarray) -> np.ndarray:
+    top, left = max(0, (pixels.shape[0] - SIDE) // 2), max(0, (pixels.shape[1] - SIDE) // 2)
+    return np.ascontiguousarray(pixels[top : top + SIDE, left : left + SIDE])
+
+
+def val_sets(root: Path, bsds: Path, per_set: int) -> dict[str, list[tuple[str, np.ndarray, bool]]]:
+    """kind -> [(name, clean HxWx3 uint8, re-saved?)]."""
+    def load(files):
+        return [(f.name, central(np.asarray(Image.open(f).convert("RGB")))) for f in files]
+
+    photos = data.find_images([bsds])
+    generated = data.find_images([root / "val" / "content"])
+    sets = {"photos": [(n, c, False) for n, c in load(photos[:per_set])],
+            "re-saved photos": [(n, c, True) for n, c in load(photos[per_set : 2 * per_set])],
+            "screenshots": [(n, c, False) for n, c in load(data.find_images([root / "val" / "screenshots"])[:per_set])]}
+    for kind, members in KINDS_OF_CONTENT.items():
+        chosen = [f for f in generated if f.stem.split("-")[-1] in members]
+        sets.setdefault(kind, [])
+        sets[kind] += [(n, c, False) for n, c in load(chosen[:per_set])]
+    sets["cid22"] = [(n, c, False) for n, c in load(data.find_images([root / "val" / "cid22"])[:per_set])]
+    return {kind: members for kind, members in sets.items() if members}
+
+
+def scores(restorer: Restorer, clean: np.ndarray, quality: int, resaved: bool) -> dict:
+    """PSNR of the JPEG and of each output against the clean picture."""
+    recipe = degradations.Recipe(degradations.Compression(quality), **(RESAVE if resaved else {}))
+    payload, target, _ = degradations.save(recipe, clean)
+    picture = images.read(payload)
+    raw = restorer(picture, quality=quality).pixels  # forced at the file's own quality: the same tables, no gate
+    cells = consistency.project(raw, consistency.read(payload))
+    default = restorer.default(picture).pixels
+    out = {"jpeg": psnr(images.to_uint8(picture.pixels), target, 255)}
+    for name, pixels in (("raw", raw), ("cells", cells), ("default", default)):
+        out[name] = psnr(images.to_uint8(pixels), target, 255)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path.home() / ".cache/dequant/data")
+    parser.add_argument("--bsds", type=Path, default=Path("../shared/datasets/val/BSDS500-val"))
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--per-set", type=int, default=12, help="pictures of each kind")
+    parser.add_argument("--qualities", default=None, help="default: 10 to 95 in steps of 5")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    generator, name = loading.load_model(args.model, registry.load())
+    restorer = Restorer(generator, Settings(precision="fp32", tile=0, consistent=False))
+    restorer.default = Restorer(generator, Settings(precision="fp32", tile=0))
+    qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else list(range(10, 96, 5))
+    sets = val_sets(args.data, args.bsds, args.per_set)
+    print(f"{name}, {restorer.describe()}; " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()), flush=True)
+    results = []
+    for kind, members in sets.items():
+        for quality in qualities:
+            started = time.time()
+            rows = [{"kind": kind, "image": n, "quality": quality, **scores(restorer, clean, quality, resaved)}
+                    for n, clean, resaved in members]
+            results += rows
+            line = f"{kind:16} q{quality:<3}"
+            for output in ("raw", "cells", "default"):
+                gains = np.array([r[output] - r["jpeg"] for r in rows])
+                line += f" | {output} mean {gains.mean():+.2f} worst {gains.min():+.2f} lose {int((gains < -0.1).sum())}"
+            print(line + f"  ({time.time() - started:.0f} s)", flush=True)
+            if args.json:
+                args.json.write_text(json.dumps({"model": name, "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
