@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import SHARED
+from conftest import SHARED, photo
 from dequant import bench, metrics
 
 
@@ -150,3 +151,28 @@ def test_bench_double_cli_labels_cells_and_records_the_machine(cli, tmp_path):
     assert "10>30" in out.decode() and "| 50>30 |" in (tmp_path / "r.md").read_text()
     code, _, err = cli("bench", "--data", tmp_path, "--double", "10", "--shift", "9,0", "--model", "jpeg")
     assert code == 2 and "--shift" in err
+
+
+def test_bench_reports_the_worst_image_and_how_many_lose(cli, tmp_path):
+    """The per-image gains behind a row: its worst image and the count below their JPEG, checked by hand."""
+    import json
+
+    from dequant import images
+    from dequant.restorer import Restorer, Settings
+
+    for i in range(3):
+        photo(48, 64, seed=i).save(tmp_path / f"ref{i}.png")
+    code, _, err = cli("bench", "--data", tmp_path, "--quality", "90", "--metrics", "psnr", "--model", "dequant-base",
+                       "--precision", "fp32", "--backend", "torch", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    jpeg_row, model_row = json.loads((tmp_path / "r.json").read_text())
+    assert jpeg_row["worst_gain"] is None and jpeg_row["losing"] is None
+    restorer = Restorer("dequant-base", Settings(precision="fp32", backend="torch"))
+    gains = []
+    for i in range(3):
+        clean, data = bench.test_pair(Image.open(tmp_path / f"ref{i}.png"), 90, gray=False)
+        picture = images.read(data)
+        after = images.to_uint8(restorer(picture).pixels)
+        gains.append(metrics.psnr(after, clean, 255) - metrics.psnr(images.to_uint8(picture.pixels), clean, 255))
+    assert model_row["worst_gain"] == pytest.approx(min(gains), abs=1e-6)
+    assert model_row["losing"] == sum(g < 0 for g in gains)

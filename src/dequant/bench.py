@@ -49,6 +49,8 @@ class Record:
     precision: str = "-"  # what the restorer computed in (auto resolved): fp32, bf16 or fp16
     backend: str = "-"  # torch or onnxruntime
     cpu: str = ""  # model name, torch's capability string, bf16 native or not: timings differ by CPU
+    worst_gain: float | None = None  # the lowest per-image PSNR gain over the JPEG (negative: that image lost)
+    losing: int | None = None  # how many images came back with a lower PSNR than their JPEG
 
 
 def resolve_data(name: str) -> Path:
@@ -114,19 +116,19 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
              first: int | None = None, shift: tuple = (4, 4)) -> dict:
     """Mean metrics over the files for one model (None = the JPEG itself) at one quality (or double JPEG)."""
     scores = {m: [] for m in METRICS}
-    seconds, pixels = 0.0, 0
+    seconds, pixels, gains = 0.0, 0, []
     for file in files:
         clean, data = test_pair(Image.open(file), quality, gray, first, shift)
-        picture = images.read(data)
+        picture = jpeg_picture = images.read(data)
         if restore is not None:
             started = time.perf_counter()
             picture = restore(picture)
             seconds += time.perf_counter() - started
             pixels += clean.shape[0] * clean.shape[1]
-        output = images.to_uint8(picture.pixels)
-        output = output[..., 0] if gray else output
+        output = luma_or_rgb(picture, gray)
         if "psnr" in wanted:
             scores["psnr"].append(metrics.psnr(output, clean, 255))
+            gains.append(scores["psnr"][-1] - metrics.psnr(luma_or_rgb(jpeg_picture, gray), clean, 255))
         if "ssim" in wanted:
             scores["ssim"].append(metrics.ssim(output, clean))
         if "psnrb" in wanted:
@@ -138,7 +140,14 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
     if restore is not None:
         means["seconds_per_image"] = seconds / len(files)
         means["megapixels_per_second"] = pixels / 1e6 / seconds
+        if gains:
+            means["worst_gain"], means["losing"] = float(min(gains)), int(sum(g < 0 for g in gains))
     return means
+
+
+def luma_or_rgb(picture: images.Picture, gray: bool) -> np.ndarray:
+    output = images.to_uint8(picture.pixels)
+    return output[..., 0] if gray else output
 
 
 def measure(models: list[str], datasets: list[str], qualities: list[int], *, mode: str = "fidelity", gray: bool,
@@ -189,6 +198,7 @@ def measure(models: list[str], datasets: list[str], qualities: list[int], *, mod
                     peak_memory_mb=peak_memory_mb(restorer) if restorer else None, device=device,
                     first_quality=first, shift=shift if first is not None else None,
                     precision=restorer.precision if restorer else "-", backend=restorer.backend if restorer else "-", cpu=runtime.cpu_description(),
+                    worst_gain=means.get("worst_gain"), losing=means.get("losing"),
                 ))
     return records
 
@@ -214,6 +224,10 @@ def cell(value, digits) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def signed(value) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
 def markdown(records: list[Record], command: str) -> str:
     """The table for the README, with the command that produced it."""
     machines = sorted({f"{r.device} {r.precision} {r.backend}" + (f" ({r.cpu})" if r.device == "cpu" else "")
@@ -221,13 +235,14 @@ def markdown(records: list[Record], command: str) -> str:
     lines = [
         f"Produced by `{command}`" + (f" on {'; '.join(machines)}." if machines else "."),
         "",
-        "| model | data | quality | PSNR | SSIM | PSNR-B | LPIPS | s/image | MP/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | data | quality | PSNR | SSIM | PSNR-B | LPIPS | worst image (dB over JPEG) | losing | s/image | MP/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
         lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {quality_label(r)} | {cell(r.psnr, 2)} | "
-                     f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | "
-                     f"{cell(r.seconds_per_image, 3)} | {cell(r.megapixels_per_second, 2)} |")
+                     f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | {signed(r.worst_gain)} | "
+                     f"{'-' if r.losing is None else r.losing} | {cell(r.seconds_per_image, 3)} | "
+                     f"{cell(r.megapixels_per_second, 2)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -236,7 +251,8 @@ def table(records: list[Record]):
     from rich.table import Table
 
     sets = list(dict.fromkeys(r.data for r in records))
-    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS")], "MP/s")
+    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS", "worst (losing)")],
+                  "MP/s")
     rows = {}
     for r in records:
         rows.setdefault((r.model, quality_label(r)), {})[r.data] = r
@@ -244,7 +260,8 @@ def table(records: list[Record]):
         cells = []
         for s in sets:
             r = by_set.get(s)
-            cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4)] if r else ["-"] * 4
+            worst = f"{signed(r.worst_gain)} ({r.losing})" if r and r.losing is not None else "-"
+            cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4), worst] if r else ["-"] * 5
         speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
         table.add_row(name, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
     return table
