@@ -8,6 +8,7 @@ restored once; the network's output is scored as it is ("raw") and kept in the f
 dequant.consistency), and as `dequant restore` returns it by default ("default").
 
     python scripts/val-content.py --data ~/.cache/dequant/data [--model NAME] [--qualities 10,50,90] [--json out.json]
+    python scripts/val-content.py --table out.json [--output default]      # the README's table from a run
 
 Build the pictures first with scripts/training-pictures.py (--screenshots for the real screenshots).
 """
@@ -67,6 +68,20 @@ def scores(restorer: Restorer, clean: np.ndarray, quality: int, resaved: bool) -
     return out
 
 
+def table(results: list[dict], output: str) -> str:
+    """Markdown: a row per quality, a column per kind, each cell the mean and the worst image's gain in dB."""
+    kinds = list(dict.fromkeys(r["kind"] for r in results))
+    qualities = sorted({r["quality"] for r in results})
+    lines = ["| quality | " + " | ".join(kinds) + " |", "| --- |" + " --- |" * len(kinds)]
+    for quality in qualities:
+        cells = []
+        for kind in kinds:
+            gains = np.array([r[output] - r["jpeg"] for r in results if r["kind"] == kind and r["quality"] == quality])
+            cells.append(f"{gains.mean():+.2f} / {gains.min():+.2f}" if len(gains) else "-")
+        lines.append(f"| {quality} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path.home() / ".cache/dequant/data")
@@ -75,7 +90,12 @@ def main():
     parser.add_argument("--per-set", type=int, default=12, help="pictures of each kind")
     parser.add_argument("--qualities", default=None, help="default: 10 to 95 in steps of 5")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--table", type=Path, default=None, help="print the Markdown table of a --json run and stop")
+    parser.add_argument("--output", default="default", help="with --table: raw, cells or default")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(args.table.read_text())["results"], args.output), end="")
+        return
     generator, name = loading.load_model(args.model, registry.load())
     restorer = Restorer(generator, Settings(precision="fp32", tile=0, consistent=False))
     restorer.default = Restorer(generator, Settings(precision="fp32", tile=0))
