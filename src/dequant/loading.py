@@ -5,12 +5,15 @@ from pathlib import Path
 
 import torch
 
-from dequant import archs, registry, weights
+from dequant import archs, int8, registry, weights
 
 
-def build_and_load(arch: str, config: dict, path: Path) -> torch.nn.Module:
-    """A generator of `arch` with `config`, its weights from `path` (DDP's `module.` prefixes dropped)."""
+def build_and_load(arch: str, config: dict, path: Path, int8_keep_float: tuple | None = None) -> torch.nn.Module:
+    """A generator of `arch` with `config`, its weights from `path` (DDP's `module.` prefixes dropped); with
+    `int8_keep_float`, a quantization-aware one (dequant.int8) whose weights carry their ranges."""
     model = archs.build(arch, config)
+    if int8_keep_float is not None:
+        int8.prepare(model, tuple(int8_keep_float))
     state = {k.removeprefix("module."): v for k, v in weights.load_state(path).items()}  # DDP prefixes
     try:
         model.load_state_dict(state)
@@ -24,7 +27,8 @@ def load_file_model(path: Path) -> torch.nn.Module:
     meta = weights.read_metadata(path) if Path(path).suffix == ".safetensors" else {}
     if "arch" not in meta:
         raise weights.WeightsError(f"{path}: no 'arch' in its metadata; register it in weights.toml with its arch")
-    return build_and_load(meta["arch"], json.loads(meta.get("config", "{}")), path)
+    keep_float = json.loads(meta["int8"]) if "int8" in meta else None
+    return build_and_load(meta["arch"], json.loads(meta.get("config", "{}")), path, keep_float)
 
 
 def entry_file(entry) -> Path:

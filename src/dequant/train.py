@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.nn.parallel import DistributedDataParallel
 
-from dequant import archs, checkpoints, condition, data, degradations, losses, runtime, weights
+from dequant import archs, checkpoints, condition, data, degradations, int8, losses, runtime, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 from dequant.metrics import LPIPS, psnr
 
@@ -95,6 +95,10 @@ class TrainConfig:
     # Forward passes in bf16 autocast where the hardware runs it natively (weights, Adam state and the
     # losses stay fp32); auto decides per machine, so a run resumed on another CPU takes that CPU's.
     precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    # Quantization-aware training (dequant.int8): the convolutions compute as onnxruntime's int8 kernels will, their
+    # ranges following a moving average of each batch's; the exported weights carry them (an int8 twin of `init`).
+    int8: bool = False
+    int8_keep_float: tuple = ()  # convolutions left in float, e.g. ["head.1", "tail.0"] (the first and the last)
 
 
 def toml_value(text: str):
@@ -342,6 +346,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     resuming = resume and checkpoint.exists()
     if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
         checkpoints.load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
+    if cfg.int8:  # after init: the float weights it starts from; before resume: the checkpoint has the ranges
+        int8.prepare(generator, cfg.int8_keep_float, momentum=0.01)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
@@ -374,7 +380,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     if main_process:  # the JPEGs' own scores are the bar to clear; they never change, so measure them once
         jpeg_scores = mean_scores([pair.compressed for pair in val_pairs], val_pairs, lpips)
     judged = ema if ema is not None else unwrap(generator)  # what validation and export use
-    metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command}
+    metadata = {"arch": cfg.arch, "config": json.dumps(cfg.arch_config), "command": command,
+                **({"int8": json.dumps(list(cfg.int8_keep_float))} if cfg.int8 else {})}
     say(f"{len(images)} training images, {len(val_pairs)} validation pairs, "
         f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
         f"{torch.get_num_threads()} thread(s) each")

@@ -1,0 +1,86 @@
+"""int8 inference: a generator's convolutions computed as an int8 runtime computes them.
+
+`prepare` swaps every convolution for a `QuantConv`, which rounds its input and output to 8-bit unsigned
+levels over observed ranges (per tensor, affine) and its weights to signed levels per output channel
+(symmetric), as onnxruntime's QLinearConv computes, in float. In training mode the ranges are observed:
+a model can be calibrated (forward passes over val crops) and fine-tuned with the rounding in its forward
+pass (quantization-aware training, `TrainConfig.int8`), the gradient passing the rounding straight
+through. In eval mode they stay as found, and the ONNX export carries them as QuantizeLinear /
+DequantizeLinear pairs around each convolution, which onnxruntime fuses into int8 kernels (QLinearConv).
+
+Weights use 7 bits by default (-63..63): without VNNI, x86 int8 kernels multiply u8 by s8 and add pairs
+in 16 bits, which can saturate with full 8-bit weights and activations (onnxruntime's `reduce_range`).
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Range(nn.Module):
+    """An observed range of values and its uint8 levels (per tensor, affine), observed in training mode: the
+    extremes seen (calibration), or with a `momentum` a moving average of each batch's (quantization-aware training).
+    The range always holds zero, as zero padding needs."""
+
+    def __init__(self, momentum: float | None = None):
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("low", torch.tensor(float("inf")))
+        self.register_buffer("high", torch.tensor(float("-inf")))
+
+    def observe(self, x: torch.Tensor) -> None:
+        low, high = x.detach().amin(), x.detach().amax()
+        if not torch.isfinite(self.low):
+            self.low.copy_(low)
+            self.high.copy_(high)
+        elif self.momentum is None:
+            self.low.copy_(torch.minimum(self.low, low))
+            self.high.copy_(torch.maximum(self.high, high))
+        else:
+            self.low.lerp_(low, self.momentum)
+            self.high.lerp_(high, self.momentum)
+
+    def forward(self, x: torch.Tensor, observing: bool) -> torch.Tensor:
+        """`x` rounded to the range's 256 levels (the gradient passes the rounding straight through)."""
+        if observing:
+            self.observe(x)
+        low, high = min(float(self.low), 0.0), max(float(self.high), 0.0)
+        scale = max(high - low, 1e-8) / 255
+        return torch.fake_quantize_per_tensor_affine(x, scale, int(round(-low / scale)), 0, 255)
+
+
+class QuantConv(nn.Module):
+    """A Conv2d computed as an int8 runtime computes it: uint8 input and output levels per tensor, int8
+    weights per output channel (symmetric, within +-weight_levels)."""
+
+    def __init__(self, conv: nn.Conv2d, weight_levels: int = 63, momentum: float | None = None):
+        super().__init__()
+        self.conv, self.weight_levels = conv, weight_levels
+        self.input, self.output = Range(momentum), Range(momentum)
+
+    def weight_scales(self) -> torch.Tensor:
+        scales = self.conv.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / self.weight_levels
+        if not self.training:  # constants for the export, so that the runtime finds int8 weights to fuse
+            scales = torch.tensor(scales.tolist(), dtype=torch.float32)
+        return scales
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        observing = self.training  # validation and export never move the ranges
+        scales = self.weight_scales()
+        # Levels -128..127 as ONNX stores them; the scale keeps the weights within +-weight_levels of them.
+        weight = torch.fake_quantize_per_channel_affine(self.conv.weight, scales, torch.zeros_like(scales, dtype=torch.int32),
+                                                        0, -128, 127)
+        conv = self.conv
+        y = F.conv2d(self.input(x, observing), weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return self.output(y, observing)
+
+
+def prepare(model: nn.Module, keep_float: tuple[str, ...] = (), momentum: float | None = None) -> nn.Module:
+    """`model` with every Conv2d (but those named in `keep_float`) computing as int8 would; in place. The ranges
+    are observed in training mode: the extremes seen (calibration), or a moving average with `momentum`."""
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if isinstance(child, nn.Conv2d) and full not in keep_float:
+                setattr(module, child_name, QuantConv(child, momentum=momentum))
+    return model
