@@ -35,8 +35,9 @@ class Settings:
 class Restorer:
     """A generator placed on its device, ready to restore pictures one after another.
 
-    `model`: a registry name, a weight file or hf:// URL, a torch module, or None for the `mode`'s
-    default (fidelity: highest PSNR; perceptual: GAN-trained). `settings`: device, precision, tiles.
+    `model`: a registry name, a weight file or hf:// URL, a torch module that declares its `contract`
+    (dequant.archs.Contract), or None for the `mode`'s default (fidelity: highest PSNR; perceptual:
+    GAN-trained). `settings`: device, precision, tiles, keeping to the file's cells.
     """
 
     def __init__(self, model: "torch.nn.Module | str | os.PathLike | None" = None, settings: Settings = Settings(),
