@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dequant import jpeg
+
 
 class CoefficientsError(Exception):
     """A JPEG whose coefficients cannot be read or used, with the reason."""
@@ -70,32 +72,24 @@ def read(source: "Path | bytes") -> Coefficients:
             return read(path)
     try:
         with libjpeg_messages() as said:
-            jpeg = jpeglib.read_dct(os.fspath(source))
-            jpeg.load()
+            stored = jpeglib.read_dct(os.fspath(source))
+            stored.load()
     except Exception as error:  # libjpeg's errors come as several kinds
         reason = said[-1] if said else str(error) or error.__class__.__name__
         raise CoefficientsError(f"libjpeg could not read the coefficients ({reason})") from None
-    components = [jpeg.Y] + ([jpeg.Cb, jpeg.Cr] if jpeg.has_chrominance else [])
-    if jpeg.has_black or jpeg.num_components != len(components):
-        raise CoefficientsError(f"{jpeg.num_components}-component JPEG (CMYK or other): only gray and YCbCr files")
-    sampling = np.asarray(jpeg.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
+    components = [stored.Y] + ([stored.Cb, stored.Cr] if stored.has_chrominance else [])
+    if stored.has_black or stored.num_components != len(components):
+        raise CoefficientsError(f"{stored.num_components}-component JPEG (CMYK or other): only gray and YCbCr files")
+    sampling = np.asarray(stored.samp_factor).reshape(-1, 2)  # (vertical, horizontal) per component
     top = sampling.max(axis=0)
     if np.any(top % sampling):
         raise CoefficientsError(f"sampling factors {sampling.tolist()} do not divide evenly")
-    steps = [np.asarray(jpeg.qt[number], dtype=np.float64) for number in np.asarray(jpeg.quant_tbl_no).reshape(-1)]
+    steps = [np.asarray(stored.qt[number], dtype=np.float64) for number in np.asarray(stored.quant_tbl_no).reshape(-1)]
     return Coefficients(tuple(np.asarray(c) for c in components), tuple(steps),
                         tuple(tuple(int(f) for f in top // s) for s in sampling))
 
 
-def _dct_matrix() -> np.ndarray:
-    """The orthonormal 8-point DCT-II: JPEG's FDCT of a block is D @ block @ D.T."""
-    k, n = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
-    d = np.cos((2 * n + 1) * k * np.pi / 16) * np.sqrt(2 / 8)
-    d[0] /= np.sqrt(2)
-    return d
-
-
-DCT = _dct_matrix()
+DCT = jpeg.dct_matrix()  # JPEG's FDCT of a block is DCT @ block @ DCT.T
 
 # JFIF's full-range YCbCr (what libjpeg converts with).
 TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])

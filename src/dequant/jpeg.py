@@ -89,7 +89,8 @@ def _luma(pixels: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.299, 0.587, 0.114]) - 128
 
 
-def _dct_matrix() -> np.ndarray:
+def dct_matrix() -> np.ndarray:
+    """The orthonormal 8-point DCT-II: JPEG's FDCT of a block is D @ block @ D.T."""
     k, n = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
     m = np.cos((2 * n + 1) * k * np.pi / 16) * np.sqrt(2 / 8)
     m[0] /= np.sqrt(2)
@@ -130,7 +131,7 @@ def lattice_quality(pixels: np.ndarray) -> int | None:
     y = y[_grid_offset(y, 0) :, _grid_offset(y, 1) :]
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
     blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    d = _dct_matrix()
+    d = dct_matrix()
     coefficients = (d @ blocks @ d.T).reshape(-1, 64)
     low = [1, 8, 9, 2, 16, 10, 17, 3, 24]  # the first AC frequencies in zig-zag order
     noise, outliers = 1.0, 0.05
