@@ -54,16 +54,17 @@ def val_sets(root: Path, bsds: Path, per_set: int) -> dict[str, list[tuple[str, 
     return {kind: members for kind, members in sets.items() if members}
 
 
-def scores(restorer: Restorer, clean: np.ndarray, quality: int, resaved: bool) -> dict:
-    """PSNR of the JPEG and of each output against the clean picture."""
+def scores(restorer: Restorer, default: Restorer, clean: np.ndarray, quality: int, resaved: bool) -> dict:
+    """PSNR of the JPEG and of each output against the clean picture: `restorer`'s without the cells, and
+    `default`'s (as `dequant restore` returns it)."""
     recipe = degradations.Recipe(degradations.Compression(quality), **(RESAVE if resaved else {}))
     payload, target, _ = degradations.save(recipe, clean)
     picture = images.read(payload)
     raw = restorer(picture, quality=quality).pixels  # forced at the file's own quality: the same tables, no gate
     cells = consistency.project(raw, consistency.read(payload))
-    default = restorer.default(picture).pixels
+    kept = default(picture).pixels
     out = {"jpeg": psnr(images.to_uint8(picture.pixels), target, 255)}
-    for name, pixels in (("raw", raw), ("cells", cells), ("default", default)):
+    for name, pixels in (("raw", raw), ("cells", cells), ("default", kept)):
         out[name] = psnr(images.to_uint8(pixels), target, 255)
     return out
 
@@ -98,7 +99,7 @@ def main():
         return
     generator, name = loading.load_model(args.model, registry.load())
     restorer = Restorer(generator, Settings(precision="fp32", tile=0, consistent=False))
-    restorer.default = Restorer(generator, Settings(precision="fp32", tile=0))
+    default = Restorer(generator, Settings(precision="fp32", tile=0))
     qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else list(range(10, 96, 5))
     sets = val_sets(args.data, args.bsds, args.per_set)
     print(f"{name}, {restorer.describe()}; " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()), flush=True)
@@ -106,7 +107,7 @@ def main():
     for kind, members in sets.items():
         for quality in qualities:
             started = time.time()
-            rows = [{"kind": kind, "image": n, "quality": quality, **scores(restorer, clean, quality, resaved)}
+            rows = [{"kind": kind, "image": n, "quality": quality, **scores(restorer, default, clean, quality, resaved)}
                     for n, clean, resaved in members]
             results += rows
             line = f"{kind:16} q{quality:<3}"

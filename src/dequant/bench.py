@@ -125,10 +125,10 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
             picture = restore(picture)
             seconds += time.perf_counter() - started
             pixels += clean.shape[0] * clean.shape[1]
-        output = luma_or_rgb(picture, gray)
+        output = images.luma_or_rgb(picture)
         if "psnr" in wanted:
             scores["psnr"].append(metrics.psnr(output, clean, 255))
-            gains.append(scores["psnr"][-1] - metrics.psnr(luma_or_rgb(jpeg_picture, gray), clean, 255))
+            gains.append(scores["psnr"][-1] - metrics.psnr(images.luma_or_rgb(jpeg_picture), clean, 255))
         if "ssim" in wanted:
             scores["ssim"].append(metrics.ssim(output, clean))
         if "psnrb" in wanted:
@@ -143,11 +143,6 @@ def evaluate(restore: Restore | None, files: list[Path], quality: int, gray: boo
         if gains:
             means["worst_gain"], means["losing"] = float(min(gains)), int(sum(g < 0 for g in gains))
     return means
-
-
-def luma_or_rgb(picture: images.Picture, gray: bool) -> np.ndarray:
-    output = images.to_uint8(picture.pixels)
-    return output[..., 0] if gray else output
 
 
 def measure(models: list[str], datasets: list[str], qualities: list[int], *, mode: str = "fidelity", gray: bool,

@@ -147,6 +147,12 @@ def to_image(picture: Picture) -> Image.Image:
     return image
 
 
+def luma_or_rgb(picture: Picture) -> np.ndarray:
+    """The picture's 8-bit pixels as measured and estimated from: HxW for gray, HxWx3 for colour."""
+    pixels = to_uint8(picture.pixels)
+    return pixels[..., 0] if picture.gray else pixels
+
+
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
     """Round [0, 1] floats to 8 bits with one temporary (24-megapixel images are 288 MB a copy)."""
     scaled = np.clip(pixels, 0, 1)

@@ -74,19 +74,13 @@ class Restorer:
             return forced
         if picture.quality is not None:
             return picture.quality
-        return jpeg.blind_quality(self.luma_or_rgb(picture))
+        return jpeg.blind_quality(images.luma_or_rgb(picture))
 
     def nearly_lossless(self, picture: Picture) -> bool:
         """A file read at jpeg.NEARLY_LOSSLESS or finer with no trace of a harsher save before: left as decoded."""
         if picture.quality is None or picture.quality < jpeg.NEARLY_LOSSLESS:
             return False
-        return not jpeg.shows_harsh_save(self.luma_or_rgb(picture))
-
-    @staticmethod
-    def luma_or_rgb(picture: Picture):
-        """The 8-bit pixels blind_quality reads."""
-        pixels = images.to_uint8(picture.pixels)
-        return pixels[..., 0] if picture.gray else pixels
+        return not jpeg.shows_harsh_save(images.luma_or_rgb(picture))
 
     def restore(self, image, *, quality: int | None = None) -> "Image.Image":
         """A path, file bytes or PIL image, restored, as a PIL image with the input's EXIF and ICC in `info`.
