@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
+from dequant.tiling import GRID  # tiles follow the JPEG macroblock grid
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 CHOICES = ("auto", "fp32", "bf16", "fp16")  # precisions
 BACKENDS = ("auto", "torch", "onnxruntime")
-GRID = 16  # tiles follow the JPEG macroblock grid (tiling.GRID)
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
