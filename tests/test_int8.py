@@ -66,3 +66,151 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     model = loading.load_file_model(exported)
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.tail[0], torch.nn.Conv2d)
     assert float(model.down1.input.high) > float(model.down1.input.low)  # the ranges came with the weights
+
+
+TINY = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}
+
+
+@pytest.fixture
+def twin_registry(tmp_path, monkeypatch):
+    """A registry of one tiny default and its int8 twin (calibrated), as DEQUANT_REGISTRY."""
+    from dequant import weights
+
+    model, float_model = calibrated()
+    rows = []
+    for name, module, extra in (("tiny", float_model, "default = true\n"), ("tiny-int8", model, 'int8_of = "tiny"\n')):
+        path = tmp_path / f"{name}.safetensors"
+        weights.save(module, path, {"arch": "qunet", "config": '{"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}'})
+        rows.append(f'[models.{name}]\narch = "qunet"\nconfig = {weights.toml_inline(TINY)}\nfile = "{path}"\n'
+                    f'sha256 = "{weights.sha256(path)}"\n{extra}')
+    registry_file = tmp_path / "weights.toml"
+    registry_file.write_text("\n".join(rows))
+    monkeypatch.setenv("DEQUANT_REGISTRY", str(registry_file))
+    return registry_file
+
+
+@pytest.fixture
+def cpu_features(monkeypatch):
+    """Fake what the CPU reports: native bf16 or not, and its best int8 feature (None: none)."""
+    from dequant import runtime
+
+    def fake(native_bf16: bool, int8_feature: str | None):
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: native_bf16)
+        monkeypatch.setattr(runtime, "cpu_int8_feature", lambda: int8_feature)
+    return fake
+
+
+@pytest.mark.parametrize("native_bf16,feature,backend,expected", [
+    (False, "avx2", "auto", ("int8", "onnxruntime")),  # most laptops: int8
+    (False, "avx512_vnni", "auto", ("int8", "onnxruntime")),
+    (False, "dot", "auto", ("int8", "onnxruntime")),  # Arm with dot products
+    (True, "amx_int8", "auto", ("bf16", "torch")),  # native bf16 stays bf16 (int8 vs bf16 unmeasured there)
+    (False, None, "auto", ("fp32", "onnxruntime")),  # no int8 dot products: fp32
+    (False, "avx2", "torch", ("fp32", "torch")),  # torch has no int8 kernels of ours: fp32
+])
+def test_auto_picks_the_precision_from_the_cpus_features(twin_registry, cpu_features, native_bf16, feature, backend, expected):
+    from dequant.restorer import Restorer, Settings
+
+    cpu_features(native_bf16, feature)
+    restorer = Restorer(None, Settings(device="cpu", backend=backend))
+    assert (restorer.precision, restorer.backend) == expected
+    assert restorer.runtime.why  # --verbose says why
+    if expected[0] == "int8":
+        assert feature in restorer.runtime.why
+        assert restorer.model.session.get_modelmeta().custom_metadata_map["precision"] == "int8"
+
+
+def test_int8_forced_refused_and_said(twin_registry, cpu_features, cli, tmp_path):
+    from conftest import jpeg_bytes, photo
+    from dequant.restorer import Restorer, Settings
+
+    cpu_features(True, "avx2")
+    assert Restorer(None, Settings(device="cpu", precision="int8")).precision == "int8"  # forced, even beside bf16
+    with pytest.raises(ValueError, match="int8 computes with onnxruntime"):
+        Restorer(None, Settings(device="cpu", precision="int8", backend="torch"))
+    with pytest.raises(ValueError, match="no int8 twin"):
+        Restorer(calibrated()[1], Settings(device="cpu", precision="int8"))  # a module: no registry, no twin
+    cpu_features(False, None)  # forced where the CPU has no int8 dot products: it runs, and warns
+    source = tmp_path / "in.jpg"
+    source.write_bytes(jpeg_bytes(photo(48, 64), 20))
+    code, _, err = cli("restore", source, "-o", tmp_path / "a.png", "--precision", "int8", "-v")
+    assert code == 0 and "no int8 dot products: int8 may be slower" in err and "int8 (--precision), onnxruntime" in err
+
+
+def test_export_int8_writes_the_twins_graph_which_restores_a_jpeg(twin_registry, cli, tmp_path):
+    from conftest import jpeg_bytes, photo
+    from dequant import images
+    from dequant.restorer import Restorer, Settings
+
+    code, out, err = cli("export", "-o", tmp_path / "tiny-int8.onnx", "--int8")
+    assert code == 0, err
+    assert b"tiny-int8" in out
+    graph = onnx.load(tmp_path / "tiny-int8.onnx")
+    onnx.checker.check_model(graph)
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert meta["precision"] == "int8" and meta["name"] == "tiny-int8"
+    session = ort.InferenceSession(str(tmp_path / "tiny-int8.onnx"), providers=["CPUExecutionProvider"])
+    picture = images.read(jpeg_bytes(photo(40, 56), 20))
+    for height, width in ((40, 56), (24, 32)):  # dynamic sizes
+        image = picture.pixels[:height, :width].transpose(2, 0, 1)[None].astype(np.float32)
+        got = session.run(["restored"], {"image": image, "quality": np.array([20.0], np.float32)})[0]
+        assert got.shape == image.shape
+    restored = Restorer(None, Settings(device="cpu", precision="int8", consistent=False, tile=0))(picture).pixels
+    whole = session.run(["restored"], {"image": picture.pixels.transpose(2, 0, 1)[None].astype(np.float32),
+                                       "quality": np.array([20.0], np.float32)})[0][0].transpose(1, 2, 0)
+    assert np.abs(whole - restored).max() <= 1 / 255 and np.abs(whole - picture.pixels).max() > 2 / 255
+    code, _, err = cli("export", "tiny-int8", "-o", tmp_path / "again.onnx")  # the twin by name: int8 too
+    assert code == 0, err
+    assert (tmp_path / "again.onnx").read_bytes() == (tmp_path / "tiny-int8.onnx").read_bytes()
+    code, _, err = cli("export", twin_registry.parent / "tiny.safetensors", "-o", tmp_path / "no.onnx", "--int8")
+    assert code == 2 and "has no int8 twin" in err and not (tmp_path / "no.onnx").exists()
+
+
+def test_int8_keeps_the_guarantees_tiles_metadata_alpha_gray_16_bit_and_batch_errors(twin_registry, cli, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from conftest import jpeg_bytes, photo
+    from dequant import images
+    from dequant.restorer import Restorer, Settings
+
+    picture = images.read(jpeg_bytes(photo(130, 203, seed=3), 15))
+    whole = Restorer(None, Settings(device="cpu", precision="int8", tile=0))(picture).pixels
+    tiled = Restorer(None, Settings(device="cpu", precision="int8", tile=64))(picture).pixels
+    assert np.abs(np.round(whole * 255) - np.round(tiled * 255)).max() <= 1
+    folder = tmp_path / "in"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x010F] = "dequant test camera"
+    (folder / "exif.jpg").write_bytes(jpeg_bytes(photo(64, 96), 20, exif=exif.tobytes()))
+    (folder / "gray.jpg").write_bytes(jpeg_bytes(photo().convert("L"), 10))
+    rgba = photo(48, 48).convert("RGBA")
+    alpha = np.random.default_rng(0).integers(0, 256, (48, 48), dtype=np.uint8)
+    rgba.putalpha(Image.fromarray(alpha))
+    rgba.save(folder / "alpha.png")
+    deep = (np.asarray(photo().convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(deep).save(folder / "deep.png")
+    (folder / "cut.jpg").write_bytes(jpeg_bytes(photo(seed=3))[:200])
+    code, _, err = cli("restore", folder, "-o", tmp_path / "out", "--precision", "int8")
+    assert code == 1 and sum("cut.jpg" in line for line in err.splitlines()) == 1 and "Traceback" not in err
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["alpha.png", "deep.png", "exif.png", "gray.png"]
+    assert Image.open(out / "exif.png").getexif()[0x010F] == "dequant test camera"
+    assert Image.open(out / "gray.png").mode == "L"
+    assert np.array_equal(np.asarray(Image.open(out / "alpha.png").getchannel("A")), alpha)
+    assert np.asarray(Image.open(out / "deep.png")).max() > 255
+
+
+def test_bench_reports_each_rows_precision(twin_registry, cli, tmp_path):
+    import json
+
+    from conftest import photo
+
+    photo(48, 64).save(tmp_path / "ref.png")
+    code, _, err = cli("bench", "--data", tmp_path, "--quality", "20", "--metrics", "psnr", "--precision", "int8",
+                       "--json", tmp_path / "r.json", "--markdown", tmp_path / "r.md")
+    assert code == 0, err
+    rows = json.loads((tmp_path / "r.json").read_text())
+    assert [r["precision"] for r in rows] == ["-", "int8"] and rows[1]["model"] == "tiny"
+    assert "| tiny | int8 |" in (tmp_path / "r.md").read_text()

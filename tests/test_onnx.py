@@ -12,8 +12,8 @@ from PIL import Image
 
 from conftest import jpeg_bytes, photo
 
-onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed: pip install 'dequant[onnx]'")
-ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed: pip install 'dequant[onnx]'")
+onnx = pytest.importorskip("onnx", reason="onnx and onnxruntime are not installed")
+ort = pytest.importorskip("onnxruntime", reason="onnx and onnxruntime are not installed")
 
 from dequant import condition, loading, onnx_graph, registry  # noqa: E402
 

@@ -21,12 +21,12 @@ def native_bf16(monkeypatch):
 
 def test_auto_takes_bf16_only_on_a_cpu_that_runs_it_natively(native_bf16):
     native_bf16(True)
-    assert runtime.precision_for("auto", CPU) == "bf16"
+    assert runtime.precision_for("auto", CPU)[0] == "bf16"
     assert runtime.check_precision("bf16", CPU) is None
     native_bf16(False)
-    assert runtime.precision_for("auto", CPU) == "fp32"
+    assert runtime.precision_for("auto", CPU) == ("fp32", "no native bf16, no int8 twin of this model")
     assert "emulates bf16" in runtime.check_precision("bf16", CPU)
-    assert runtime.precision_for("fp32", CPU) == "fp32" and runtime.precision_for("bf16", CPU) == "bf16"
+    assert runtime.precision_for("fp32", CPU)[0] == "fp32" and runtime.precision_for("bf16", CPU)[0] == "bf16"
 
 
 def test_fp16_on_the_cpu_and_unknown_names_are_refused():
@@ -34,6 +34,8 @@ def test_fp16_on_the_cpu_and_unknown_names_are_refused():
         runtime.check_precision("fp16", CPU)
     with pytest.raises(ValueError, match="auto"):
         runtime.precision_for("fp64", CPU)
+    with pytest.raises(ValueError, match="int8 runs on the CPU"):
+        runtime.check_precision("int8", torch.device("cuda"))
 
 
 def test_cpu_description_names_the_capability():
@@ -72,7 +74,7 @@ def test_cli_precision_choices(cli, tmp_path):
     code, _, err = cli("restore", source, "-o", tmp_path / "a.png", "--precision", "fp16", "--device", "cpu")
     assert code == 2 and err.count("\n") == 1 and "fp16 needs a GPU" in err
     code, _, err = cli("restore", source, "-o", tmp_path / "b.png", "--precision", "half")
-    assert code == 2 and "--precision takes auto|fp32|bf16|fp16" in err
+    assert code == 2 and "--precision takes auto|fp32|bf16|fp16|int8" in err
 
 
 def test_verbose_says_device_precision_and_per_file_quality_strength_tile_time(cli, tmp_path):

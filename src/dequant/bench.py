@@ -46,7 +46,7 @@ class Record:
     device: str
     first_quality: int | None = None  # double JPEG: the earlier compression's quality
     shift: tuple | None = None  # double JPEG: rows and columns cropped between the two
-    precision: str = "-"  # what the restorer computed in (auto resolved): fp32, bf16 or fp16
+    precision: str = "-"  # what the restorer computed in (auto resolved): fp32, bf16, fp16 or int8
     backend: str = "-"  # torch or onnxruntime
     cpu: str = ""  # model name, torch's capability string, bf16 native or not: timings differ by CPU
     worst_gain: float | None = None  # the lowest per-image PSNR gain over the JPEG (negative: that image lost)
@@ -154,7 +154,7 @@ def measure(models: list[str], datasets: list[str], qualities: list[int], *, mod
     weights.WeightsError when its turn comes."""
     import sys
 
-    from dequant import loading, registry
+    from dequant import registry
     from dequant.restorer import Restorer
 
     lpips = None
@@ -175,8 +175,8 @@ def measure(models: list[str], datasets: list[str], qualities: list[int], *, mod
     for model_name in models:
         restorer = None
         if model_name != "jpeg":
-            model, model_name = loading.load_model(model_name, entries, mode)
-            restorer = Restorer(model, settings)
+            restorer = Restorer(model_name, settings, mode=mode, models=entries)
+            model_name = restorer.name
         device = str(restorer.device) if restorer else "-"
         if restorer and progress is not None:
             progress.console.print(f"{model_name}: {restorer.describe()}", markup=False, highlight=False)
@@ -230,11 +230,11 @@ def markdown(records: list[Record], command: str) -> str:
     lines = [
         f"Produced by `{command}`" + (f" on {'; '.join(machines)}." if machines else "."),
         "",
-        "| model | data | quality | PSNR | SSIM | PSNR-B | LPIPS | worst image (dB over JPEG) | losing | s/image | MP/s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| model | precision | data | quality | PSNR | SSIM | PSNR-B | LPIPS | worst image (dB over JPEG) | losing | s/image | MP/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in records:
-        lines.append(f"| {r.model} | {r.data}{' (Y)' if r.gray else ''} | {quality_label(r)} | {cell(r.psnr, 2)} | "
+        lines.append(f"| {r.model} | {r.precision} | {r.data}{' (Y)' if r.gray else ''} | {quality_label(r)} | {cell(r.psnr, 2)} | "
                      f"{cell(r.ssim, 4)} | {cell(r.psnrb, 2)} | {cell(r.lpips, 4)} | {signed(r.worst_gain)} | "
                      f"{'-' if r.losing is None else r.losing} | {cell(r.seconds_per_image, 3)} | "
                      f"{cell(r.megapixels_per_second, 2)} |")
@@ -246,17 +246,17 @@ def table(records: list[Record]):
     from rich.table import Table
 
     sets = list(dict.fromkeys(r.data for r in records))
-    table = Table("model", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS", "worst (losing)")],
+    table = Table("model", "precision", "Q", *[f"{s}\n{m}" for s in sets for m in ("PSNR", "SSIM", "PSNR-B", "LPIPS", "worst (losing)")],
                   "MP/s")
     rows = {}
     for r in records:
-        rows.setdefault((r.model, quality_label(r)), {})[r.data] = r
-    for (name, q), by_set in rows.items():
+        rows.setdefault((r.model, r.precision, quality_label(r)), {})[r.data] = r
+    for (name, precision, q), by_set in rows.items():
         cells = []
         for s in sets:
             r = by_set.get(s)
             worst = f"{signed(r.worst_gain)} ({r.losing})" if r and r.losing is not None else "-"
             cells += [cell(r.psnr, 2), cell(r.ssim, 4), cell(r.psnrb, 2), cell(r.lpips, 4), worst] if r else ["-"] * 5
         speed = [r.megapixels_per_second for r in by_set.values() if r.megapixels_per_second]
-        table.add_row(name, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
+        table.add_row(name, precision, str(q), *cells, cell(sum(speed) / len(speed), 2) if speed else "-")
     return table

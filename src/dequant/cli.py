@@ -38,7 +38,7 @@ Recursive = Annotated[bool, typer.Option("--recursive", "-r", help="Descend into
 SkipExisting = Annotated[bool, typer.Option(help="Leave outputs that already exist alone (resumes a batch).")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs that already exist.")]
 MaxMegapixels = Annotated[float, typer.Option(min=0, help="Refuse larger images, e.g. decompression bombs.")]
-Backend = Annotated[str, typer.Option(help="auto|torch|onnxruntime: auto runs onnxruntime where the onnx extra is installed and the CPU computes in fp32, else torch.")]
+Backend = Annotated[str, typer.Option(help="auto|torch|onnxruntime: auto runs onnxruntime where the CPU computes in fp32 or int8, else torch.")]
 Consistent = Annotated[bool, typer.Option(help="Keep the output inside the JPEG's quantization cells: it never contradicts what the file's coefficients say.")]
 Mode = Annotated[str, typer.Option(help="fidelity (highest PSNR) or perceptual (GAN-trained, sharper): the mode's default model, unless --model names one.")]
 FORMAT_CHOICES = ["png", "jpg", "webp", "tif"]
@@ -100,7 +100,7 @@ def restore(
     model: Annotated[Optional[str], typer.Option(help="Registry name, weight file, or hf://org/repo/file.safetensors[@rev].")] = None,
     mode: Mode = "fidelity",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16: auto = bf16 where the CPU runs it natively, else fp32; half on a GPU.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16|int8: auto = bf16 where the CPU runs it natively, else int8 where the model has an int8 twin and the CPU int8 dot products, else fp32; half on a GPU.")] = "auto",
     backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side in pixels; 0 = whole image; default from free memory.")] = None,
     overlap: Annotated[int, typer.Option(help="Context pixels around each tile.")] = 80,  # Settings.overlap; torch loads lazily
@@ -129,11 +129,12 @@ def restore(
         if reference is not None and (len(jobs) != 1 or jobs[0].source is None or jobs[0].target is None):
             raise batch.UsageError("--reference takes a single input file and output file")
         settings = Settings(device, precision, tile, overlap, quality, backend=backend, consistent=consistent)
-        generator, model_name = loading.load_model(model, registry.load(), mode)  # with --ray too: a bad model fails here
         if ray:
+            _, model_name = loading.load_model(model, registry.load(), mode)  # a bad model fails here, not in the actors
             raybatch.check(jobs)
         else:
-            restorer = Restorer(generator, settings)
+            restorer = Restorer(model, settings, mode=mode)
+            model_name = restorer.name
     except (batch.UsageError, weights.WeightsError, ValueError) as error:
         fail_usage(str(error))
     if ray:
@@ -219,6 +220,7 @@ def export(
     model: Annotated[Optional[str], typer.Argument(help="Registry name, weight file or hf:// URL (default: the default model).", show_default=False)] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="The ONNX file to write.", show_default=False)] = ...,
     overwrite: Overwrite = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Export the model's int8 twin (weights.toml): QuantizeLinear/DequantizeLinear around each convolution, which runtimes fuse into int8 kernels.")] = False,
 ):
     """Export a model to ONNX: dynamic batch and size, quality as a named input, metadata inside."""
     from dequant import loading, onnx_graph, registry, weights
@@ -228,6 +230,11 @@ def export(
     try:
         entries = registry.load()
         generator, name = loading.load_model(model, entries)
+        if int8 and generator.contract.precisions != ("int8",):
+            twin = registry.int8_twin(entries, name)
+            if twin is None:
+                raise ValueError(f"--int8: {name} has no int8 twin in weights.toml (see docs/int8.md)")
+            generator, name = loading.load_entry(twin), twin.name
         entry = entries.get(name)
         data = onnx_graph.to_onnx(generator, onnx_graph.export_metadata(name, entry, entry.sha256 if entry else None))
     except (weights.WeightsError, ValueError) as error:
@@ -319,7 +326,7 @@ def bench(
     json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the records as JSON.")] = None,
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write the table as Markdown.")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16, as for restore.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto|fp32|bf16|fp16|int8, as for restore.")] = "auto",
     backend: Backend = "auto",
     tile: Annotated[Optional[int], typer.Option(help="Tile side (default from free memory).")] = None,
     consistent: Consistent = True,

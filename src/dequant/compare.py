@@ -106,7 +106,7 @@ def compare(input, *, models: list[tuple[str | None, str]], reference=None, crop
     restoration (the fidelity default when none is named) and the reference, scored against it."""
     import sys
 
-    from dequant import images, loading, registry
+    from dequant import images, registry
     from dequant.restorer import Restorer, Settings
 
     picture = images.read(input)
@@ -117,8 +117,9 @@ def compare(input, *, models: list[tuple[str | None, str]], reference=None, crop
     entries = registry.load()
     panels = []
     for spec, mode in models or [(None, "fidelity")]:
-        generator, name = loading.load_model(spec, entries, mode)
-        restored = images.to_uint8(Restorer(generator, Settings(quality=quality))(picture).pixels)
+        restorer = Restorer(spec, Settings(quality=quality), mode=mode, models=entries)
+        name = restorer.name
+        restored = images.to_uint8(restorer(picture).pixels)
         panels.append(Panel(name + (f" ({mode})" if spec is None and mode != "fidelity" else ""), rgb(restored)))
     strength = f"quality {picture.quality}" if picture.quality else "input"
     lpips = None

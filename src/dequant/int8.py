@@ -12,6 +12,8 @@ Weights use 7 bits by default (-63..63): without VNNI, x86 int8 kernels multiply
 in 16 bits, which can saturate with full 8-bit weights and activations (onnxruntime's `reduce_range`).
 """
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -83,4 +85,5 @@ def prepare(model: nn.Module, keep_float: tuple[str, ...] = (), momentum: float 
             full = f"{name}.{child_name}" if name else child_name
             if isinstance(child, nn.Conv2d) and full not in keep_float:
                 setattr(module, child_name, QuantConv(child, momentum=momentum))
+    model.contract = dataclasses.replace(model.contract, precisions=("int8",))  # an int8 runtime computes it
     return model

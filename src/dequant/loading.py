@@ -41,6 +41,11 @@ def entry_file(entry) -> Path:
     return weights.verified(weights.hub_download(entry.hub_repo, entry.file, entry.revision), entry.sha256)
 
 
+def load_entry(entry) -> torch.nn.Module:
+    """A registry entry's generator, its weights verified; an int8 twin comes back quantization-aware."""
+    return build_and_load(entry.arch, entry.config, entry_file(entry), entry.int8_keep_float if entry.int8_of else None)
+
+
 def load_model(spec: str | None, models: dict, mode: str = "fidelity") -> tuple[torch.nn.Module, str]:
     """A generator from a registry name, a local path or an hf:// URL (else the mode's default);
     also says what was loaded."""
@@ -49,12 +54,12 @@ def load_model(spec: str | None, models: dict, mode: str = "fidelity") -> tuple[
             entry = models[spec] if spec else registry.default(models, mode)
         except ValueError as error:
             raise weights.WeightsError(str(error)) from None
-        return build_and_load(entry.arch, entry.config, entry_file(entry)), entry.name
+        return load_entry(entry), entry.name
     if spec.startswith("hf://"):
         repo, filename, revision = weights.parse_hub_spec(spec)
         known = [m for m in models.values() if m.hub_repo == repo and m.file == filename]
         if known:
-            return build_and_load(known[0].arch, known[0].config, entry_file(known[0])), known[0].name
+            return load_entry(known[0]), known[0].name
         return load_file_model(weights.hub_download(repo, filename, revision)), spec
     path = Path(spec)
     if not path.is_file():

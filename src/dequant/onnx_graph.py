@@ -5,7 +5,7 @@ The graph takes `image`, float32 N x 3 x H x W in [0, 1], any batch and size
 for models conditioned on the JPEG quality, `quality`, float32 N (1-100, as
 read from the file's luma table), or for models conditioned on the file's
 tables, `tables`, float32 N x 128 (jpeg.table_features). It returns
-`restored`, same shape, clamped to [0, 1]. Needs the `onnx` extra: pip install 'dequant[onnx]'.
+`restored`, same shape, clamped to [0, 1].
 """
 
 import hashlib
@@ -33,7 +33,7 @@ def require():
         import onnx
         import onnxruntime
     except ImportError:
-        raise ValueError("ONNX needs its extra: pip install 'dequant[onnx]'") from None
+        raise ValueError("ONNX needs onnx and onnxruntime: pip install onnx onnxruntime") from None
     return onnx, onnxruntime
 
 
@@ -69,7 +69,9 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
     model = onnx.load_from_string(buffer.getvalue())
     inputs = [i.name for i in model.graph.input]
-    metadata = {**metadata, "inputs": ",".join(inputs), "uses_quality": str("quality" in inputs).lower()}
+    precision = "int8" if generator.contract.precisions == ("int8",) else "fp32"  # int8: QDQ around each convolution
+    metadata = {**metadata, "inputs": ",".join(inputs), "uses_quality": str("quality" in inputs).lower(),
+                "precision": precision}
     for key, value in metadata.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value

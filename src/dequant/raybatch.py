@@ -15,11 +15,10 @@ class RestoreActor:
 
     def __init__(self, *, model: str | None, registry_path: str, settings: dict, format: str,
                  skip_existing: bool, overwrite: bool, max_pixels: int):
-        from dequant import images, loading, registry
+        from dequant import images, registry
         from dequant.restorer import Restorer, Settings
 
-        generator, _ = loading.load_model(model, registry.load(Path(registry_path)))
-        restorer = Restorer(generator, Settings(**settings))
+        restorer = Restorer(model, Settings(**settings), models=registry.load(Path(registry_path)))
         self.process = lambda picture: images.encode(restorer(picture), format)
         self.skip_existing, self.overwrite, self.max_pixels = skip_existing, overwrite, max_pixels
 

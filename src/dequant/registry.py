@@ -22,6 +22,8 @@ class ModelEntry:
     description: str = ""
     default: bool = False  # the fidelity default: what runs when no model is named
     perceptual_default: bool = False  # what --mode perceptual runs
+    int8_of: str | None = None  # this entry is that model's int8 twin (dequant.int8: quantization-aware weights)
+    int8_keep_float: tuple = ()  # the twin's convolutions left in fp32, by module name
     hub_repo: str | None = None
     revision: str | None = None
     training: dict = field(default_factory=dict)
@@ -38,7 +40,8 @@ def registry_path() -> Path:
 
 def load(path: Path | None = None) -> dict[str, ModelEntry]:
     table = tomllib.loads((path or registry_path()).read_text()).get("models", {})
-    return {name: ModelEntry(name=name, **fields) for name, fields in table.items()}
+    return {name: ModelEntry(name=name, **{**fields, "int8_keep_float": tuple(fields.get("int8_keep_float", ()))})
+            for name, fields in table.items()}
 
 
 MODES = ("fidelity", "perceptual")
@@ -55,6 +58,11 @@ def default(models: dict[str, ModelEntry], mode: str = "fidelity") -> ModelEntry
     if len(marked) != 1:
         raise ValueError(f"weights.toml must mark exactly one model {flag} = true (found {len(marked)})")
     return marked[0]
+
+
+def int8_twin(models: dict[str, ModelEntry], name: str) -> ModelEntry | None:
+    """The int8 twin of model `name` (`--precision int8` and auto on CPUs where int8 wins), if it has one."""
+    return next((m for m in models.values() if m.int8_of == name), None)
 
 
 def describe(entry: ModelEntry) -> dict:

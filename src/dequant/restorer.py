@@ -21,7 +21,7 @@ from dequant.images import Picture
 @dataclass(frozen=True)
 class Settings:
     device: str = "auto"  # auto | cpu | cuda | mps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16: auto is bf16 only where the hardware runs it natively
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 | int8: decided from the CPU's features (runtime.precision_for)
     tile: int | None = None  # pixels per tile side; 0 = whole image; None = from free memory
     # Context around each tile. Measured reach of dequant-long (step 24000, fp32): inverting one macroblock moves
     # outputs 7 levels 48 px away, 0.5 at 64, 0.04 at 80; 80 keeps tiles within 1/255 of the whole-image run.
@@ -37,21 +37,27 @@ class Restorer:
 
     `model`: a registry name, a weight file or hf:// URL, a torch module that declares its `contract`
     (dequant.archs.Contract), or None for the `mode`'s default (fidelity: highest PSNR; perceptual:
-    GAN-trained). `settings`: device, precision, tiles, keeping to the file's cells.
+    GAN-trained); a registry model with an int8 twin computes in int8 where the runtime picks it.
+    `settings`: device, precision, tiles, keeping to the file's cells. `models`: the registry (default: weights.toml).
     """
 
     def __init__(self, model: "torch.nn.Module | str | os.PathLike | None" = None, settings: Settings = Settings(),
-                 *, mode: str = "fidelity"):
+                 *, mode: str = "fidelity", models: dict | None = None):
+        int8_twin = None  # a registry model's int8 twin, loaded only if int8 is chosen
         if not isinstance(model, torch.nn.Module):
             from dequant import loading, registry
 
-            model, self.name = loading.load_model(None if model is None else str(model), registry.load(), mode)
+            models = models if models is not None else registry.load()
+            model, self.name = loading.load_model(None if model is None else str(model), models, mode)
+            int8_twin = registry.int8_twin(models, self.name)
         else:
             self.name = type(model).__name__
         self.settings = settings
         contract = model.contract
         self.runtime = runtime.plan(settings.device, settings.precision, settings.backend, settings.tile,
-                                    settings.threads, contract.precisions)
+                                    settings.threads, contract.precisions + (("int8",) if int8_twin else ()))
+        if self.runtime.precision == "int8" and int8_twin:
+            model = loading.load_entry(int8_twin)
         if self.runtime.warning:
             print(f"dequant: warning: {self.runtime.warning}", file=sys.stderr)
         self.device, self.precision, self.backend = self.runtime.device, self.runtime.precision, self.runtime.backend

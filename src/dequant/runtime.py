@@ -11,6 +11,10 @@ Precision: bf16 autocast is close to a free 2x on CPUs that execute bf16 in hard
 torch what this CPU can do and only then takes bf16. Weights stay fp32 in
 every case: autocast runs the convolutions in the low precision and keeps
 additions with fp32 tensors (the residual onto the input image) in fp32.
+Where bf16 is not native, `auto` takes int8 when the model has an int8 twin (weights.toml,
+dequant.int8) and the CPU has int8 dot products (AVX2 and later on x86, dot product on Arm):
+onnxruntime's QLinearConv, 1.6-1.8x fp32 on an AVX2 CPU (docs/int8.md). Where bf16 is native
+it stays with bf16: int8 against bf16 has not been measured on such a CPU.
 """
 
 import contextlib
@@ -24,7 +28,11 @@ import torch
 from dequant.tiling import GRID  # tiles follow the JPEG macroblock grid
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-CHOICES = ("auto", "fp32", "bf16", "fp16")  # precisions
+CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")  # precisions
+FLOATS = ("fp32", "bf16", "fp16")  # what torch computes in (training, autocast); int8 is onnxruntime's
+# CPU features that give int8 kernels their edge over fp32, best first: x86 multiplies bytes in AVX2
+# (pairs added in 16 bits), VNNI and AMX add in 32 bits; Arm's dot-product and int8 matrix instructions.
+INT8_FEATURES = ("amx_int8", "avx512_vnni", "avx_vnni", "avx2", "i8mm", "dot")
 BACKENDS = ("auto", "torch", "onnxruntime")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -36,26 +44,57 @@ def cpu_has_native_bf16() -> bool:
     return hardware and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
-def precision_for(requested: str, device: torch.device) -> str:
-    """The precision `requested` means on `device`: fp32, bf16 or fp16."""
+def cpu_int8_feature() -> str | None:
+    """The best of INT8_FEATURES this CPU reports, None where int8 has no edge."""
+    capabilities = torch.cpu.get_capabilities()
+    return next((flag for flag in INT8_FEATURES if capabilities.get(flag)), None)
+
+
+def onnxruntime_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
+def precision_for(requested: str, device: torch.device, supported: tuple = FLOATS,
+                  backend: str = "auto") -> tuple[str, str]:
+    """The precision `requested` means on `device` for a model that computes in `supported` (int8 there:
+    it has an int8 twin) with `backend`, and why: decided from the hardware's reported features."""
     if requested not in CHOICES:
         raise ValueError(f"--precision takes one of {'|'.join(CHOICES)}")
     if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return requested, "--precision"
+    if supported == ("int8",):
+        return "int8", "the model is int8"
+    if device.type == "cuda" and backend != "onnxruntime":
+        return ("bf16", "native on this GPU") if torch.cuda.is_bf16_supported() else ("fp16", "no bf16 on this GPU")
     if device.type == "mps":
-        return "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+        return "fp16", "Apple GPU"
+    if device.type == "cpu" and cpu_has_native_bf16() and backend != "onnxruntime":
+        return "bf16", "native bf16 on this CPU"
+    int8_feature = cpu_int8_feature() if device.type == "cpu" else None
+    if "int8" in supported and int8_feature and backend != "torch" and onnxruntime_installed():
+        return "int8", f"no native bf16; int8 dot products ({int8_feature}) and the model's int8 twin"
+    why = ("--backend onnxruntime" if device.type != "cpu" else
+           "no int8 twin of this model" if "int8" not in supported else
+           "onnxruntime is not installed" if not onnxruntime_installed() else
+           "--backend torch" if backend == "torch" else "no int8 dot products on this CPU")
+    return "fp32", why if device.type != "cpu" else f"no native bf16, {why}"
 
 
 def check_precision(precision: str, device: torch.device) -> str | None:
     """Refuse what cannot run (ValueError); a warning line for what runs but slowly, else None."""
     if device.type == "cpu" and precision == "fp16":
-        raise ValueError("--precision fp16 needs a GPU; on the CPU use auto, fp32 or bf16")
+        raise ValueError("--precision fp16 needs a GPU; on the CPU use auto, fp32, bf16 or int8")
+    if device.type != "cpu" and precision == "int8":
+        raise ValueError("--precision int8 runs on the CPU (onnxruntime); on a GPU use auto, bf16 or fp16")
+    if precision == "int8" and not onnxruntime_installed():
+        raise ValueError("--precision int8 computes with onnxruntime: pip install onnx onnxruntime")
     if device.type == "cpu" and precision == "bf16" and not cpu_has_native_bf16():
         return (f"this CPU ({cpu_description()}) emulates bf16, about 10x slower than fp32; "
                 "--precision auto picks fp32 here")
+    if precision == "int8" and not cpu_int8_feature():
+        return f"this CPU ({cpu_description()}) has no int8 dot products: int8 may be slower than fp32 here"
     return None
 
 
@@ -105,14 +144,14 @@ def pick_device(name: str) -> torch.device:
 
 
 def pick_backend(requested: str, device: torch.device, computing: str) -> str:
-    """onnxruntime where it is installed and the work is fp32 on the CPU (measured 8 % faster than torch
-    there, outputs within 1/255); torch elsewhere: on GPUs and where bf16 is native it is the faster one."""
+    """onnxruntime for int8 (its QLinearConv kernels), and where it is installed and the work is fp32 on the
+    CPU (measured 8 % faster than torch there, outputs within 1/255); torch elsewhere: on GPUs and where
+    bf16 is native it is the faster one."""
     if requested != "auto":
         return requested
-    from importlib.util import find_spec
-
-    installed = find_spec("onnxruntime") is not None and find_spec("onnx") is not None
-    return "onnxruntime" if installed and device.type == "cpu" and computing == "fp32" else "torch"
+    if computing == "int8":
+        return "onnxruntime"
+    return "onnxruntime" if onnxruntime_installed() and device.type == "cpu" and computing == "fp32" else "torch"
 
 
 def set_threads(threads: int, device: torch.device) -> None:
@@ -163,25 +202,29 @@ class Runtime:
     backend: str  # torch | onnxruntime
     tile: int  # pixels per tile side; 0 = whole image
     warning: str | None = None  # runs, but slowly: said once on stderr
+    why: str = ""  # why this precision (--verbose)
 
     def describe(self) -> str:
-        """E.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32, onnxruntime'."""
-        return describe(self.device, self.precision) + f", {self.backend}"
+        """E.g. 'cpu (AMD EPYC, AVX2, no native bf16), int8 (no native bf16; ...), onnxruntime'."""
+        return describe(self.device, self.precision) + (f" ({self.why})" if self.why else "") + f", {self.backend}"
 
 
 def plan(device: str = "auto", precision: str = "auto", backend: str = "auto", tile: int | None = None,
-         threads: int = 0, supported: tuple = ("fp32", "bf16", "fp16")) -> Runtime:
+         threads: int = 0, supported: tuple = FLOATS) -> Runtime:
     """The runtime the settings ask for on this machine (ValueError for what cannot run); sets torch's threads.
-    `supported`: the precisions the generator's contract allows."""
+    `supported`: the precisions the generator allows (its contract's, and int8 where it has an int8 twin)."""
     if backend not in BACKENDS:
         raise ValueError(f"--backend takes {'|'.join(BACKENDS)}")
     where = pick_device(device)
-    if backend == "onnxruntime" and precision not in ("auto", "fp32"):
-        raise ValueError("--backend onnxruntime computes in fp32: leave --precision at auto or fp32")
-    computing = "fp32" if backend == "onnxruntime" else precision_for(precision, where)
+    if backend == "onnxruntime" and precision not in ("auto", "fp32", "int8"):
+        raise ValueError("--backend onnxruntime computes in fp32 or int8: leave --precision at auto, fp32 or int8")
+    computing, why = precision_for(precision, where, supported, backend)
+    if backend == "torch" and computing == "int8":
+        raise ValueError("int8 computes with onnxruntime: leave --backend at auto")
     if computing not in supported:
-        raise ValueError(f"--precision {computing}: this model computes in {', '.join(supported)} only")
+        missing = "has no int8 twin in weights.toml" if computing == "int8" else f"computes in {', '.join(supported)} only"
+        raise ValueError(f"--precision {computing}: this model {missing}")
     warning = check_precision(computing, where)
     set_threads(threads, where)
     return Runtime(where, computing, pick_backend(backend, where, computing),
-                   tile if tile is not None else auto_tile(where), warning)
+                   tile if tile is not None else auto_tile(where), warning, why)

@@ -161,7 +161,7 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
     cfg = TrainConfig(**checked(values, TrainConfig()), degradation=degradation)
     for choice, allowed in (("adversarial_form", ("bce", "logfree", "hinge")), ("discriminator", tuple(DISCRIMINATORS)),
                             ("device", runtime.DEVICES), ("select", ("psnr", "lpips")),
-                            ("precision", runtime.CHOICES)):
+                            ("precision", ("auto", *runtime.FLOATS))):
         if getattr(cfg, choice) not in allowed:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
     if cfg.arch not in archs.ARCHS:
@@ -386,7 +386,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
         f"{torch.get_num_threads()} thread(s) each")
 
-    computing = runtime.precision_for(cfg.precision, device)
+    computing, _ = runtime.precision_for(cfg.precision, device)
     warning = runtime.check_precision(computing, device)
     stretches.append({"step": step, "precision": computing, "machine": runtime.describe(device, computing)})
     say(f"precision {computing} from step {step} on {runtime.describe(device, computing)}"
