@@ -84,12 +84,16 @@ def read(source: "Path | bytes") -> Coefficients:
     top = sampling.max(axis=0)
     if np.any(top % sampling):
         raise CoefficientsError(f"sampling factors {sampling.tolist()} do not divide evenly")
-    steps = [np.asarray(stored.qt[number], dtype=np.float64) for number in np.asarray(stored.quant_tbl_no).reshape(-1)]
+    steps = [np.asarray(stored.qt[number], dtype=np.float32) for number in np.asarray(stored.quant_tbl_no).reshape(-1)]
     return Coefficients(tuple(np.asarray(c) for c in components), tuple(steps),
                         tuple(tuple(int(f) for f in top // s) for s in sampling))
 
 
 DCT = jpeg.dct_matrix()  # JPEG's FDCT of a block is DCT @ block @ DCT.T
+# The same on a block flattened row by row: block.ravel() @ BLOCK_DCT.T. One large matrix product over all
+# blocks instead of two tiny ones per block, in float32 (errors ~1e-4 of a level): the projection went from
+# 0.23 to 0.08 s/MP (10 LIVE1 pictures, AMD EPYC AVX2), outputs within 1e-4 of a level of the float64 one.
+BLOCK_DCT = np.kron(DCT, DCT).astype(np.float32)
 
 # JFIF's full-range YCbCr (what libjpeg converts with).
 TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -97,20 +101,22 @@ TO_RGB = np.linalg.inv(TO_YCBCR)
 OFFSET = np.array([0.0, 128.0, 128.0])
 
 
-def project_plane(plane: np.ndarray, blocks: np.ndarray, steps: np.ndarray, factors: tuple, widen: float) -> np.ndarray:
-    """`plane` (H x W, 0-255 scale) with the change that puts its coded samples' DCT into the cells."""
+def plane_change(plane: np.ndarray, blocks: np.ndarray, steps: np.ndarray, factors: tuple, widen: float) -> np.ndarray:
+    """What to add to `plane` (H x W, 0-255 scale) to put its coded samples' DCT into the cells."""
     rows, columns = blocks.shape[:2]
     fy, fx = factors
     height, width = plane.shape
     full_h, full_w = rows * 8 * fy, columns * 8 * fx  # the whole MCUs the encoder coded
     padded = np.pad(plane, ((0, max(0, full_h - height)), (0, max(0, full_w - width))), mode="edge")[:full_h, :full_w]
-    coded = padded.reshape(rows * 8, fy, columns * 8, fx).mean(axis=(1, 3)) - 128
-    tiles = coded.reshape(rows, 8, columns, 8).transpose(0, 2, 1, 3)
-    spectrum = DCT @ tiles @ DCT.T
-    centre, half = blocks * steps, widen * steps / 2
-    change = np.clip(spectrum, centre - half, centre + half) - spectrum
-    correction = (DCT.T @ change @ DCT).transpose(0, 2, 1, 3).reshape(rows * 8, columns * 8)
-    return plane + np.repeat(np.repeat(correction, fy, axis=0), fx, axis=1)[:height, :width]
+    coded = (padded if fy == fx == 1 else padded.reshape(rows * 8, fy, columns * 8, fx).mean(axis=(1, 3))) - 128
+    spectrum = coded.reshape(rows, 8, columns, 8).transpose(0, 2, 1, 3).reshape(-1, 64) @ BLOCK_DCT.T
+    centre, half = (blocks * steps).reshape(-1, 64), (np.float32(widen / 2) * steps).reshape(64)
+    change = np.clip(spectrum, centre - half, centre + half)
+    change -= spectrum
+    change = (change @ BLOCK_DCT).reshape(rows, columns, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, columns * 8)
+    if fy > 1 or fx > 1:  # a subsampled component: each coded sample stands for fy x fx pixels
+        change = np.repeat(np.repeat(change, fy, axis=0), fx, axis=1)
+    return change[:height, :width]
 
 
 def project(pixels: np.ndarray, coefficients: Coefficients, widen: float = 1.0) -> np.ndarray:
@@ -118,10 +124,13 @@ def project(pixels: np.ndarray, coefficients: Coefficients, widen: float = 1.0) 
     components = len(coefficients.blocks)
     if (pixels.shape[2] == 1) != (components == 1):
         raise CoefficientsError(f"{pixels.shape[2]} channels against {components} coded components")
-    scaled = pixels.astype(np.float64) * 255
-    planes = scaled[..., :1] if components == 1 else scaled @ TO_YCBCR.T + OFFSET
-    projected = np.stack([project_plane(planes[..., k], coefficients.blocks[k], coefficients.steps[k],
-                                        coefficients.factors[k], widen) for k in range(components)], axis=2)
-    if components == 3:
-        projected = (projected - OFFSET) @ TO_RGB.T
-    return np.clip(projected / 255, 0, 1).astype(np.float32)
+    height, width, channels = pixels.shape
+    flat = pixels.reshape(-1, channels).astype(np.float32)
+    to_coded = np.float32(255) if components == 1 else (255 * TO_YCBCR.T).astype(np.float32)
+    planes = (flat * to_coded if components == 1 else flat @ to_coded + OFFSET.astype(np.float32)).T
+    change = np.stack([plane_change(planes[k].reshape(height, width), coefficients.blocks[k], coefficients.steps[k],
+                                    coefficients.factors[k], widen).ravel() for k in range(components)], axis=1)
+    # The colour conversion is linear: the change converts back on its own.
+    back = change / np.float32(255) if components == 1 else change @ (TO_RGB.T / 255).astype(np.float32)
+    back += flat
+    return np.clip(back, 0, 1, out=back).reshape(height, width, channels)
