@@ -25,7 +25,7 @@ def calibrated(keep_float=()):
     return model.eval(), float_model.eval()
 
 
-def test_every_convolution_runs_as_int8_in_onnxruntime_and_agrees_with_torch(tmp_path):
+def test_convolutions_and_residual_arithmetic_run_as_int8_in_onnxruntime_and_agree_with_torch(tmp_path):
     model, float_model = calibrated()
     image, quality = torch.rand(2, 3, 40, 56), torch.tensor([20.0, 70.0])
     with torch.no_grad():
@@ -37,6 +37,10 @@ def test_every_convolution_runs_as_int8_in_onnxruntime_and_agrees_with_torch(tmp
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
     convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in float_model.modules())
     assert ops.count("QLinearConv") == convolutions and "Conv" not in ops
+    # Every residual sum and gain in int8 (5 blocks, 2 skips): the stream between convolutions stays uint8.
+    assert ops.count("QLinearAdd") == 5 + 2 and ops.count("QLinearMul") == 5
+    rounded_inputs = [m for m in model.modules() if isinstance(m, int8.QuantConv) and not m.input_on_levels]
+    assert len(rounded_inputs) == 1 + 5  # the first convolution's and those after a ReLU: no requantization
     assert np.abs(got - fake).max() <= 2 / 255  # the runtime's integer arithmetic, to a level or two
     assert 0 < np.abs(fake - exact).max() < 0.05  # rounded, still the same picture
 
@@ -44,7 +48,8 @@ def test_every_convolution_runs_as_int8_in_onnxruntime_and_agrees_with_torch(tmp
 def test_convolutions_kept_in_float_are_left_alone():
     model, _ = calibrated(keep_float=("head.1", "tail.0"))
     assert isinstance(model.head[1], torch.nn.Conv2d) and isinstance(model.tail[0], torch.nn.Conv2d)
-    assert isinstance(model.down1, int8.QuantConv)
+    assert isinstance(model.down1, int8.QuantConv) and not model.down1.input_on_levels
+    assert isinstance(model.enc1.blocks[0].merge, archs.common.Add)  # float producers: the arithmetic stays float
 
 
 def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path):

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from dequant import jpeg
 
@@ -91,9 +93,10 @@ def read(source: "Path | bytes") -> Coefficients:
 
 DCT = jpeg.dct_matrix()  # JPEG's FDCT of a block is DCT @ block @ DCT.T
 # The same on a block flattened row by row: block.ravel() @ BLOCK_DCT.T. One large matrix product over all
-# blocks instead of two tiny ones per block, in float32 (errors ~1e-4 of a level): the projection went from
-# 0.23 to 0.08 s/MP (10 LIVE1 pictures, AMD EPYC AVX2), outputs within 1e-4 of a level of the float64 one.
-BLOCK_DCT = np.kron(DCT, DCT).astype(np.float32)
+# blocks instead of two tiny ones per block, in float32 (errors ~1e-4 of a level), in torch: NumPy's
+# OpenBLAS threads keep spinning after a product and slowed the onnxruntime run that follows by 7-13 %.
+# 0.23 s/MP in float64 NumPy, 0.08 now (LIVE1, AMD EPYC AVX2, 2 threads).
+BLOCK_DCT = torch.from_numpy(np.kron(DCT, DCT).astype(np.float32))
 
 # JFIF's full-range YCbCr (what libjpeg converts with).
 TO_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
@@ -101,21 +104,22 @@ TO_RGB = np.linalg.inv(TO_YCBCR)
 OFFSET = np.array([0.0, 128.0, 128.0])
 
 
-def plane_change(plane: np.ndarray, blocks: np.ndarray, steps: np.ndarray, factors: tuple, widen: float) -> np.ndarray:
+def plane_change(plane: torch.Tensor, blocks: np.ndarray, steps: np.ndarray, factors: tuple, widen: float) -> torch.Tensor:
     """What to add to `plane` (H x W, 0-255 scale) to put its coded samples' DCT into the cells."""
     rows, columns = blocks.shape[:2]
     fy, fx = factors
     height, width = plane.shape
     full_h, full_w = rows * 8 * fy, columns * 8 * fx  # the whole MCUs the encoder coded
-    padded = np.pad(plane, ((0, max(0, full_h - height)), (0, max(0, full_w - width))), mode="edge")[:full_h, :full_w]
-    coded = (padded if fy == fx == 1 else padded.reshape(rows * 8, fy, columns * 8, fx).mean(axis=(1, 3))) - 128
-    spectrum = coded.reshape(rows, 8, columns, 8).transpose(0, 2, 1, 3).reshape(-1, 64) @ BLOCK_DCT.T
-    centre, half = (blocks * steps).reshape(-1, 64), (np.float32(widen / 2) * steps).reshape(64)
-    change = np.clip(spectrum, centre - half, centre + half)
-    change -= spectrum
-    change = (change @ BLOCK_DCT).reshape(rows, columns, 8, 8).transpose(0, 2, 1, 3).reshape(rows * 8, columns * 8)
+    padded = F.pad(plane[None], (0, max(0, full_w - width), 0, max(0, full_h - height)), mode="replicate")[0]
+    padded = padded[:full_h, :full_w]
+    coded = (padded if fy == fx == 1 else padded.reshape(rows * 8, fy, columns * 8, fx).mean(dim=(1, 3))) - 128
+    spectrum = coded.reshape(rows, 8, columns, 8).transpose(1, 2).reshape(-1, 64) @ BLOCK_DCT.T
+    centre = torch.from_numpy((blocks * steps).reshape(-1, 64))
+    half = torch.from_numpy((np.float32(widen / 2) * steps).reshape(64))
+    change = torch.clamp(spectrum, centre - half, centre + half).sub_(spectrum)
+    change = (change @ BLOCK_DCT).reshape(rows, columns, 8, 8).transpose(1, 2).reshape(rows * 8, columns * 8)
     if fy > 1 or fx > 1:  # a subsampled component: each coded sample stands for fy x fx pixels
-        change = np.repeat(np.repeat(change, fy, axis=0), fx, axis=1)
+        change = change.repeat_interleave(fy, dim=0).repeat_interleave(fx, dim=1)
     return change[:height, :width]
 
 
@@ -125,12 +129,13 @@ def project(pixels: np.ndarray, coefficients: Coefficients, widen: float = 1.0) 
     if (pixels.shape[2] == 1) != (components == 1):
         raise CoefficientsError(f"{pixels.shape[2]} channels against {components} coded components")
     height, width, channels = pixels.shape
-    flat = pixels.reshape(-1, channels).astype(np.float32)
-    to_coded = np.float32(255) if components == 1 else (255 * TO_YCBCR.T).astype(np.float32)
-    planes = (flat * to_coded if components == 1 else flat @ to_coded + OFFSET.astype(np.float32)).T
-    change = np.stack([plane_change(planes[k].reshape(height, width), coefficients.blocks[k], coefficients.steps[k],
-                                    coefficients.factors[k], widen).ravel() for k in range(components)], axis=1)
+    flat = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).reshape(-1, channels)
+    if components == 1:
+        planes = flat.T * 255
+    else:
+        planes = (flat @ torch.from_numpy(255 * TO_YCBCR.T).float() + torch.from_numpy(OFFSET).float()).T
+    change = torch.stack([plane_change(planes[k].reshape(height, width), coefficients.blocks[k], coefficients.steps[k],
+                                       coefficients.factors[k], widen).reshape(-1) for k in range(components)], dim=1)
     # The colour conversion is linear: the change converts back on its own.
-    back = change / np.float32(255) if components == 1 else change @ (TO_RGB.T / 255).astype(np.float32)
-    back += flat
-    return np.clip(back, 0, 1, out=back).reshape(height, width, channels)
+    back = change / 255 if components == 1 else change @ torch.from_numpy(TO_RGB.T / 255).float()
+    return back.add_(flat).clamp_(0, 1).reshape(height, width, channels).numpy()

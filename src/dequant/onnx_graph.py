@@ -21,6 +21,7 @@ import torch
 from dequant import __version__, condition, files
 
 OPSET = 17
+EXPORT_REVISION = 2  # part of the cache key: raise it when to_onnx writes a different graph for the same weights
 INPUT_CONVENTION = ("image: float32 NCHW RGB in [0, 1], any N, H, W (padded to the model's grid inside the graph); "
                     "quality: float32 N, the JPEG quality 1-100 read from the file's luma table (IJG scale), "
                     "present only for quality-conditioned models; tables: float32 N x 128, log(step) / log(255) of the luma "
@@ -67,7 +68,7 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
                           dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, name: {0: "batch"},
                                         "restored": {0: "batch", 2: "height", 3: "width"}})
     graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
-    model = onnx.load_from_string(buffer.getvalue())
+    model = shuffle_before_dequantizing(onnx.load_from_string(buffer.getvalue()))
     inputs = [i.name for i in model.graph.input]
     precision = "int8" if generator.contract.precisions == ("int8",) else "fp32"  # int8: QDQ around each convolution
     metadata = {**metadata, "inputs": ",".join(inputs), "uses_quality": str("quality" in inputs).lower(),
@@ -79,6 +80,31 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
+def shuffle_before_dequantizing(model):
+    """DequantizeLinear -> DepthToSpace becomes DepthToSpace -> DequantizeLinear (int8 graphs): the same values
+    (per-tensor levels commute with moving pixels), a quarter of the bytes moved (measured ~3 % of an int8 restore)."""
+    from onnx import helper
+
+    nodes = list(model.graph.node)
+    producer = {output: i for i, node in enumerate(nodes) for output in node.output}
+    readers = {}
+    for node in nodes:
+        for name in node.input:
+            readers[name] = readers.get(name, 0) + 1
+    for i, node in enumerate(nodes):
+        j = producer.get(node.input[0]) if node.op_type == "DepthToSpace" else None
+        if j is None or nodes[j].op_type != "DequantizeLinear" or nodes[j].attribute or readers[node.input[0]] != 1:
+            continue  # only a per-tensor dequantization (no axis) read by the shuffle alone
+        dequantize, levels = nodes[j], node.output[0] + "_levels"
+        attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        nodes[j] = helper.make_node("DepthToSpace", [dequantize.input[0]], [levels], name=node.name, **attributes)
+        nodes[i] = helper.make_node("DequantizeLinear", [levels, *dequantize.input[1:]], list(node.output),
+                                           name=dequantize.name)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dequant" / "onnx"
 
@@ -86,7 +112,7 @@ def cache_dir() -> Path:
 def cached_graph(generator: torch.nn.Module) -> bytes:
     """The generator's ONNX bytes, exported once per weights, torch and dequant version, then read from
     the cache (an export takes about a second, a one-image restore less). No cache where it cannot be written."""
-    key = hashlib.sha256(f"{type(generator).__name__} {torch.__version__} {__version__} {OPSET}".encode())
+    key = hashlib.sha256(f"{type(generator).__name__} {torch.__version__} {__version__} {OPSET} {EXPORT_REVISION}".encode())
     for name, tensor in sorted(generator.state_dict().items()):
         key.update(name.encode())
         key.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -122,6 +148,9 @@ class OnnxGenerator:
         _, ort = require()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # Its threads sleep after a run instead of spinning: the projection into the file's cells runs next on the
+        # same cores (measured: 0.14 -> 0.07 s/MP for the projection, about 4 % off a LIVE1 restore on 2 cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -116,15 +116,14 @@ class Restorer:
         def run(tiles: torch.Tensor) -> torch.Tensor:
             q = condition.batch(told, tiles.shape[0]).to(self.device)
             if self.backend == "onnxruntime":
+                return self.model(tiles, q)  # the graph clamps to [0, 1] itself
+            tiles = tiles.to(self.device).contiguous(memory_format=torch.channels_last)
+            with runtime.autocast(self.device, self.precision):
                 out = self.model(tiles, q)
-            else:
-                tiles = tiles.to(self.device).contiguous(memory_format=torch.channels_last)
-                with runtime.autocast(self.device, self.precision):
-                    out = self.model(tiles, q)
-                if self.precision != "fp32" and not torch.isfinite(out).all():
-                    # oneDNN's bf16 kernels (AMX Xeon, torch 2.13) gave NaN on tiles 8 pixels wide, whose
-                    # bottleneck is one position wide (measured): such a tile is computed again in fp32.
-                    out = self.model(tiles, q)
+            if self.precision != "fp32" and not torch.isfinite(out).all():
+                # oneDNN's bf16 kernels (AMX Xeon, torch 2.13) gave NaN on tiles 8 pixels wide, whose
+                # bottleneck is one position wide (measured): such a tile is computed again in fp32.
+                out = self.model(tiles, q)
             return out.float().clamp(0, 1).cpu()
 
         restored = self.run_with_smaller_tiles_on_oom(run, image)

@@ -39,6 +39,8 @@ def run_tiled(model: Model, image: torch.Tensor, *, tile: int, overlap: int, bat
     """Apply `model` to a (1, C, H, W) image tile by tile; tiles of equal shape run batched."""
     tile, overlap = (align(tile), align(overlap)) if tile > 0 else (0, 0)
     height, width = image.shape[-2:]
+    if tile <= 0 or tile >= max(height, width):  # one tile: no copies in or out
+        return model(image.contiguous())
     output = torch.empty_like(image)
     by_shape = defaultdict(list)
     for ys in spans(height, tile, overlap):

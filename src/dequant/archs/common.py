@@ -16,6 +16,23 @@ class Contract:
     needs_target: bool = False  # training passes the clean batch as `target=` and gets (restored, loss terms)
     tiling_safe: bool = True  # its output at a pixel depends only on a bounded neighbourhood (tiles may be used)
     precisions: tuple = ("fp32", "bf16", "fp16")  # what it may compute in
+    # int8 (dequant.int8): convolutions whose input arrives already rounded, from quantized Conv2d/Add/Mul
+    # producers, and so is not rounded a second time (the runtime then needs no requantization between them).
+    int8_inputs_on_levels: tuple = ()
+
+
+class Add(nn.Module):
+    """a + b as a module, so that dequant.int8 can compute it as an int8 runtime does (QLinearAdd)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+class Mul(nn.Module):
+    """a * b as a module, so that dequant.int8 can compute it as an int8 runtime does (QLinearMul)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a * b
 
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dequant.archs.common import Contract
+from dequant.archs.common import Add, Contract, Mul
 
 
 class QualityEmbedding(nn.Module):
@@ -51,10 +51,11 @@ class ResBlock(nn.Module):
         self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.gain = nn.Linear(cond_dim, channels)
+        self.scale, self.merge = Mul(), Add()  # modules, so that int8 computes them as its runtime does
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         branch = self.conv2(F.relu(self.conv1(x)))
-        return x + branch * (1 + self.gain(cond))[:, :, None, None]
+        return self.merge(x, self.scale(branch, (1 + self.gain(cond))[:, :, None, None]))
 
 
 class LayerNorm2d(nn.Module):
@@ -127,8 +128,13 @@ class QUNet(nn.Module):
         if condition not in ("quality", "tables"):
             raise ValueError("qunet condition takes quality or tables")
         w1, w2, w3 = widths
-        # One bottleneck position per 8x8 JPEG block: inputs are padded to that grid.
-        self.contract = Contract(condition=condition, size_multiple=8)
+        # One bottleneck position per 8x8 JPEG block: inputs are padded to that grid. In int8, every convolution
+        # but the first and those after a ReLU reads a block's, a skip's or a convolution's rounded output.
+        on_levels = () if block != "res" else (
+            "down1", "down2", "up2.0", "up1.0", "tail.0",
+            *(f"{stage}.blocks.{i}.conv1" for stage, count in (("enc1", blocks[0]), ("enc2", blocks[1]),
+              ("middle", blocks[2]), ("dec2", blocks[1]), ("dec1", blocks[0])) for i in range(count)))
+        self.contract = Contract(condition=condition, size_multiple=8, int8_inputs_on_levels=on_levels)
         self.embed = TableEmbedding(cond_dim) if condition == "tables" else QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
         self.enc1 = Stage(w1, blocks[0], cond_dim, block)
@@ -141,6 +147,7 @@ class QUNet(nn.Module):
         self.up1 = nn.Sequential(nn.Conv2d(w2, 4 * w1, 1), nn.PixelShuffle(2))
         self.dec1 = Stage(w1, blocks[0], cond_dim, block)
         self.tail = nn.Sequential(nn.Conv2d(w1, 4 * channels, 3, padding=1), nn.PixelShuffle(2))
+        self.join2, self.join1 = Add(), Add()  # the skips
         # Start as the identity: the residual is zero until training says otherwise.
         nn.init.zeros_(self.tail[0].weight)
         nn.init.zeros_(self.tail[0].bias)
@@ -155,6 +162,6 @@ class QUNet(nn.Module):
         s1 = self.enc1(self.head(x), cond)
         s2 = self.enc2(self.down1(s1), cond)
         y = self.middle(self.down2(s2), cond)
-        y = self.dec2(self.up2(y) + s2, cond)
-        y = self.dec1(self.up1(y) + s1, cond)
+        y = self.dec2(self.join2(self.up2(y), s2), cond)
+        y = self.dec1(self.join1(self.up1(y), s1), cond)
         return (x + self.tail(y))[..., :height, :width]
