@@ -48,8 +48,7 @@ def test_convolutions_and_residual_arithmetic_run_as_int8_in_onnxruntime_and_agr
 def test_convolutions_kept_in_float_are_left_alone():
     model, _ = calibrated(keep_float=("head.1", "tail.0"))
     assert isinstance(model.head[1], torch.nn.Conv2d) and isinstance(model.tail[0], torch.nn.Conv2d)
-    assert isinstance(model.down1, int8.QuantConv) and not model.down1.input_on_levels
-    assert isinstance(model.enc1.blocks[0].merge, archs.common.Add)  # float producers: the arithmetic stays float
+    assert isinstance(model.down1, int8.QuantConv) and isinstance(model.enc1.blocks[0].merge, int8.QuantAdd)
 
 
 def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path):
@@ -70,7 +69,7 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     exported = train.train(cfg, [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run", False, "test", log=lambda _: None)
     model = loading.load_file_model(exported)
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.tail[0], torch.nn.Conv2d)
-    assert float(model.down1.input.high) > float(model.down1.input.low)  # the ranges came with the weights
+    assert float(model.down1.output.high) > float(model.down1.output.low)  # the ranges came with the weights
 
 
 TINY = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}
@@ -83,7 +82,7 @@ def twin_registry(tmp_path, monkeypatch):
 
     model, float_model = calibrated()
     rows = []
-    for name, module, extra in (("tiny", float_model, "default = true\n"), ("tiny-int8", model, 'int8_of = "tiny"\n')):
+    for name, module, extra in (("tiny", float_model, "default = true\n"), ("tiny-int8", model, 'int8_of = "tiny"\nint8_auto = true\n')):
         path = tmp_path / f"{name}.safetensors"
         weights.save(module, path, {"arch": "qunet", "config": '{"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}'})
         rows.append(f'[models.{name}]\narch = "qunet"\nconfig = {weights.toml_inline(TINY)}\nfile = "{path}"\n'
@@ -123,6 +122,16 @@ def test_auto_picks_the_precision_from_the_cpus_features(twin_registry, cpu_feat
     if expected[0] == "int8":
         assert feature in restorer.runtime.why
         assert restorer.model.session.get_modelmeta().custom_metadata_map["precision"] == "int8"
+
+
+def test_a_twin_not_marked_for_auto_runs_only_when_asked_for(twin_registry, cpu_features):
+    from dequant.restorer import Restorer, Settings
+
+    twin_registry.write_text(twin_registry.read_text().replace("int8_auto = true\n", ""))
+    cpu_features(False, "avx2")
+    auto = Restorer(None, Settings(device="cpu"))
+    assert auto.precision == "fp32" and "no int8 twin of this model for auto" in auto.runtime.why
+    assert Restorer(None, Settings(device="cpu", precision="int8")).precision == "int8"
 
 
 def test_int8_forced_refused_and_said(twin_registry, cpu_features, cli, tmp_path):

@@ -24,7 +24,7 @@ def test_auto_takes_bf16_only_on_a_cpu_that_runs_it_natively(native_bf16):
     assert runtime.precision_for("auto", CPU)[0] == "bf16"
     assert runtime.check_precision("bf16", CPU) is None
     native_bf16(False)
-    assert runtime.precision_for("auto", CPU) == ("fp32", "no native bf16, no int8 twin of this model")
+    assert runtime.precision_for("auto", CPU) == ("fp32", "no native bf16, no int8 twin of this model for auto")
     assert "emulates bf16" in runtime.check_precision("bf16", CPU)
     assert runtime.precision_for("fp32", CPU)[0] == "fp32" and runtime.precision_for("bf16", CPU)[0] == "bf16"
 

@@ -66,6 +66,9 @@ class QuantConv(nn.Module):
         self.conv, self.weight_levels, self.input_on_levels = conv, weight_levels, input_on_levels
         self.input, self.output = Range(momentum), Range(momentum)
 
+    def extra_repr(self) -> str:  # part of the ONNX cache key (onnx_graph.cached_graph)
+        return f"weight_levels={self.weight_levels}, input_on_levels={self.input_on_levels}"
+
     def weight_scales(self) -> torch.Tensor:
         scales = self.conv.weight.detach().abs().amax(dim=(1, 2, 3)).clamp_min(1e-8) / self.weight_levels
         if not self.training:  # constants for the export, so that the runtime finds int8 weights to fuse
@@ -113,15 +116,15 @@ def prepare(model: nn.Module, keep_float: tuple[str, ...] = (), momentum: float 
     modules (archs.common) too; in place. The ranges are observed in training mode: the extremes seen
     (calibration), or a moving average with `momentum`. With the arithmetic in int8 as well, onnxruntime keeps
     the residual stream in uint8 (QLinearAdd, QLinearMul): measured 12 % faster than rounding around the
-    convolutions alone (docs/int8.md). With `keep_float`, only the convolutions are rounded, each its input too:
-    a float convolution's readers cannot count on rounded inputs."""
-    on_levels = () if keep_float else model.contract.int8_inputs_on_levels
+    convolutions alone (docs/int8.md). `keep_float` is for the last convolution (the correction added to the
+    image): a float convolution read by one that expects rounded inputs still computes right, but in float."""
+    on_levels = model.contract.int8_inputs_on_levels
     for name, module in list(model.named_modules()):
         for child_name, child in list(module.named_children()):
             full = f"{name}.{child_name}" if name else child_name
             if isinstance(child, nn.Conv2d) and full not in keep_float:
                 setattr(module, child_name, QuantConv(child, momentum=momentum, input_on_levels=full in on_levels))
-            elif isinstance(child, (archs.common.Add, archs.common.Mul)) and not keep_float:
+            elif isinstance(child, (archs.common.Add, archs.common.Mul)):
                 quantized = QuantAdd if isinstance(child, archs.common.Add) else QuantMul
                 setattr(module, child_name, quantized(momentum))
     model.contract = dataclasses.replace(model.contract, precisions=("int8",))  # an int8 runtime computes it

@@ -112,7 +112,8 @@ def cache_dir() -> Path:
 def cached_graph(generator: torch.nn.Module) -> bytes:
     """The generator's ONNX bytes, exported once per weights, torch and dequant version, then read from
     the cache (an export takes about a second, a one-image restore less). No cache where it cannot be written."""
-    key = hashlib.sha256(f"{type(generator).__name__} {torch.__version__} {__version__} {OPSET} {EXPORT_REVISION}".encode())
+    # The modules' description too: the same weights can make different graphs (dequant.int8's float convolutions).
+    key = hashlib.sha256(f"{generator!r} {torch.__version__} {__version__} {OPSET} {EXPORT_REVISION}".encode())
     for name, tensor in sorted(generator.state_dict().items()):
         key.update(name.encode())
         key.update(tensor.detach().cpu().contiguous().numpy().tobytes())

@@ -24,6 +24,7 @@ class ModelEntry:
     perceptual_default: bool = False  # what --mode perceptual runs
     int8_of: str | None = None  # this entry is that model's int8 twin (dequant.int8: quantization-aware weights)
     int8_keep_float: tuple = ()  # the twin's convolutions left in fp32, by module name
+    int8_auto: bool = False  # --precision auto may take the twin: its val PSNR is within 0.03 dB of its model's
     hub_repo: str | None = None
     revision: str | None = None
     training: dict = field(default_factory=dict)
@@ -61,7 +62,8 @@ def default(models: dict[str, ModelEntry], mode: str = "fidelity") -> ModelEntry
 
 
 def int8_twin(models: dict[str, ModelEntry], name: str) -> ModelEntry | None:
-    """The int8 twin of model `name` (`--precision int8` and auto on CPUs where int8 wins), if it has one."""
+    """The int8 twin of model `name` (`--precision int8`, and auto on CPUs where int8 wins if the twin is
+    marked int8_auto), if it has one."""
     return next((m for m in models.values() if m.int8_of == name), None)
 
 

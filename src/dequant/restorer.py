@@ -50,6 +50,8 @@ class Restorer:
             models = models if models is not None else registry.load()
             model, self.name = loading.load_model(None if model is None else str(model), models, mode)
             int8_twin = registry.int8_twin(models, self.name)
+            if int8_twin and not (int8_twin.int8_auto or settings.precision == "int8"):
+                int8_twin = None  # a twin not yet as good as its model runs only when asked for
         else:
             self.name = type(model).__name__
         self.settings = settings

@@ -76,7 +76,7 @@ def precision_for(requested: str, device: torch.device, supported: tuple = FLOAT
     if "int8" in supported and int8_feature and backend != "torch" and onnxruntime_installed():
         return "int8", f"no native bf16; int8 dot products ({int8_feature}) and the model's int8 twin"
     why = ("--backend onnxruntime" if device.type != "cpu" else
-           "no int8 twin of this model" if "int8" not in supported else
+           "no int8 twin of this model for auto" if "int8" not in supported else
            "onnxruntime is not installed" if not onnxruntime_installed() else
            "--backend torch" if backend == "torch" else "no int8 dot products on this CPU")
     return "fp32", why if device.type != "cpu" else f"no native bf16, {why}"
