@@ -31,6 +31,7 @@ def test_every_model_exports_and_matches_torch_at_any_size(cli, tmp_path, name):
     onnx.checker.check_model(model)
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["name"] == name and meta["weights_sha256"] == registry.load()[name].sha256
+    assert meta["precision"] == ("int8" if registry.load()[name].int8_of else "fp32")
     assert "float32 NCHW" in meta["input_convention"] and meta["license"]
     generator, _ = loading.load_model(name, registry.load())
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -45,7 +46,10 @@ def test_every_model_exports_and_matches_torch_at_any_size(cli, tmp_path, name):
         got = session.run(["restored"], feed)[0]
         with torch.no_grad():
             expected = generator.eval()(image, quality).clamp(0, 1).numpy()
-        assert got.shape == shape and np.abs(got - expected).max() < 1e-4
+        # An int8 graph: onnxruntime's integer arithmetic rounds a level differently here and there (torch's
+        # fake quantization computes in float).
+        tolerance = 3 / 255 if generator.contract.precisions == ("int8",) else 1e-4
+        assert got.shape == shape and np.abs(got - expected).max() < tolerance
 
 
 def make_folder(root: Path) -> Path:

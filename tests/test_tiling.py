@@ -32,3 +32,12 @@ def test_tiled_equals_whole_image(default_model, height, width):
     to8 = lambda p: np.round(p.pixels * 255).astype(int)
     assert np.abs(to8(whole) - to8(tiled)).max() <= 1
     assert whole.pixels.shape == picture.pixels.shape
+
+
+def test_the_default_int8_twin_tiled_equals_whole_image():
+    picture = images.read(jpeg_bytes(photo(203, 333, seed=5), quality=10))
+    whole = Restorer(None, Settings(device="cpu", tile=0, precision="int8"))(picture)
+    tiled = Restorer(None, Settings(device="cpu", tile=128, precision="int8"))(picture)
+    to8 = lambda p: np.round(p.pixels * 255).astype(int)
+    assert np.abs(to8(whole) - to8(tiled)).max() <= 1
+    assert whole.pixels.shape == picture.pixels.shape
