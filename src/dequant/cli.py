@@ -224,13 +224,14 @@ def export(
 ):
     """Export a model to ONNX: dynamic batch and size, quality as a named input, metadata inside."""
     from dequant import loading, onnx_graph, registry, weights
+    from dequant.int8 import is_quantized as quantized
 
     if output.exists() and not overwrite:
         fail_usage(f"output {output} exists (use --overwrite)")
     try:
         entries = registry.load()
         generator, name = loading.load_model(model, entries)
-        if int8 and generator.contract.precisions != ("int8",):
+        if int8 and not quantized(generator):
             twin = registry.int8_twin(entries, name)
             if twin is None:
                 raise ValueError(f"--int8: {name} has no int8 twin in weights.toml (see docs/int8.md)")

@@ -111,6 +111,11 @@ class QuantMul(nn.Module):
         return self.output(a * self.factor(b, self.training), self.training)
 
 
+def is_quantized(model: nn.Module) -> bool:
+    """Whether `model` went through `prepare` (its contract says it computes in int8 only)."""
+    return model.contract.precisions == ("int8",)
+
+
 def prepare(model: nn.Module, keep_float: tuple[str, ...] = (), momentum: float | None = None) -> nn.Module:
     """`model` with every Conv2d (but those named in `keep_float`) computing as int8 would, and its Add and Mul
     modules (archs.common) too; in place. The ranges are observed in training mode: the extremes seen

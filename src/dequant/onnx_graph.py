@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dequant import __version__, condition, files
+from dequant import __version__, condition, files, int8
 
 OPSET = 17
 EXPORT_REVISION = 2  # part of the cache key: raise it when to_onnx writes a different graph for the same weights
@@ -70,7 +70,7 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     graph.eval()  # the exporter restores the wrapper's training flag, which reaches the generator
     model = shuffle_before_dequantizing(onnx.load_from_string(buffer.getvalue()))
     inputs = [i.name for i in model.graph.input]
-    precision = "int8" if generator.contract.precisions == ("int8",) else "fp32"  # int8: QDQ around each convolution
+    precision = "int8" if int8.is_quantized(generator) else "fp32"  # int8: QDQ around what it rounds
     metadata = {**metadata, "inputs": ",".join(inputs), "uses_quality": str("quality" in inputs).lower(),
                 "precision": precision}
     for key, value in metadata.items():
