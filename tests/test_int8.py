@@ -37,10 +37,11 @@ def test_convolutions_and_residual_arithmetic_run_as_int8_in_onnxruntime_and_agr
     ops = [node.op_type for node in onnx.load(tmp_path / "optimized.onnx").graph.node]
     convolutions = sum(isinstance(m, torch.nn.Conv2d) for m in float_model.modules())
     assert ops.count("QLinearConv") == convolutions and "Conv" not in ops
+    assert "Relu" not in ops  # each block's ReLU fused into its first convolution (rounded after it)
     # Every residual sum and gain in int8 (5 blocks, 2 skips): the stream between convolutions stays uint8.
     assert ops.count("QLinearAdd") == 5 + 2 and ops.count("QLinearMul") == 5
     rounded_inputs = [m for m in model.modules() if isinstance(m, int8.QuantConv) and not m.input_on_levels]
-    assert len(rounded_inputs) == 1 + 5  # the first convolution's and those after a ReLU: no requantization
+    assert len(rounded_inputs) == 1  # the first convolution's: no requantization anywhere else
     assert np.abs(got - fake).max() <= 2 / 255  # the runtime's integer arithmetic, to a level or two
     assert 0 < np.abs(fake - exact).max() < 0.05  # rounded, still the same picture
 
@@ -228,3 +229,13 @@ def test_bench_reports_each_rows_precision(twin_registry, cli, tmp_path):
     rows = json.loads((tmp_path / "r.json").read_text())
     assert [r["precision"] for r in rows] == ["-", "int8"] and rows[1]["model"] == "tiny"
     assert "| tiny | int8 |" in (tmp_path / "r.md").read_text()
+
+
+def test_a_clipped_range_leaves_out_the_outliers_that_a_min_max_range_keeps():
+    values = torch.linspace(-1, 1, 10_000)
+    values[7] = 40.0  # one outlier
+    extremes, clipped = int8.Range(), int8.Range(clip=1e-3)
+    extremes.observe(values)
+    clipped.observe(values)
+    assert float(extremes.high) == 40.0
+    assert 0.99 < float(clipped.high) < 1.0 and -1.0 < float(clipped.low) < -0.99

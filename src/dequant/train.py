@@ -99,6 +99,7 @@ class TrainConfig:
     # ranges following a moving average of each batch's; the exported weights carry them (an int8 twin of `init`).
     int8: bool = False
     int8_keep_float: tuple = ()  # convolutions left in float, e.g. ["head.1", "tail.0"] (the first and the last)
+    int8_clip: float = 0.0  # the fraction of each batch's values left outside a range at each end (dequant.int8.Range)
 
 
 def toml_value(text: str):
@@ -347,7 +348,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
         checkpoints.load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     if cfg.int8:  # after init: the float weights it starts from; before resume: the checkpoint has the ranges
-        int8.prepare(generator, cfg.int8_keep_float, momentum=0.01)
+        int8.prepare(generator, cfg.int8_keep_float, momentum=0.01, clip=cfg.int8_clip)
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None

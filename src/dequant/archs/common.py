@@ -28,6 +28,15 @@ class Add(nn.Module):
         return a + b
 
 
+class Conv2dReLU(nn.Conv2d):
+    """A convolution and the ReLU after it as one module (its weights named as a plain Conv2d's), so that int8
+    rounds the ReLU's output only: all 256 levels on the values the next convolution reads, and onnxruntime
+    fuses convolution and ReLU into one QLinearConv."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(super().forward(x))
+
+
 class Mul(nn.Module):
     """a * b as a module, so that dequant.int8 can compute it as an int8 runtime does (QLinearMul)."""
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dequant.archs.common import Add, Contract, Mul
+from dequant.archs.common import Add, Contract, Conv2dReLU, Mul
 
 
 class QualityEmbedding(nn.Module):
@@ -48,13 +48,13 @@ class ResBlock(nn.Module):
 
     def __init__(self, channels: int, cond_dim: int):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = Conv2dReLU(channels, channels, 3, padding=1)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
         self.gain = nn.Linear(cond_dim, channels)
         self.scale, self.merge = Mul(), Add()  # modules, so that int8 computes them as its runtime does
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        branch = self.conv2(F.relu(self.conv1(x)))
+        branch = self.conv2(self.conv1(x))
         return self.merge(x, self.scale(branch, (1 + self.gain(cond))[:, :, None, None]))
 
 
@@ -129,11 +129,10 @@ class QUNet(nn.Module):
             raise ValueError("qunet condition takes quality or tables")
         w1, w2, w3 = widths
         # One bottleneck position per 8x8 JPEG block: inputs are padded to that grid. In int8, every convolution
-        # but the first and those after a ReLU reads a block's, a skip's or a convolution's rounded output.
-        on_levels = () if block != "res" else (
-            "down1", "down2", "up2.0", "up1.0", "tail.0",
-            *(f"{stage}.blocks.{i}.conv1" for stage, count in (("enc1", blocks[0]), ("enc2", blocks[1]),
-              ("middle", blocks[2]), ("dec2", blocks[1]), ("dec1", blocks[0])) for i in range(count)))
+        # but the first reads a block's, a skip's or a convolution's rounded output.
+        stages = (("enc1", blocks[0]), ("enc2", blocks[1]), ("middle", blocks[2]), ("dec2", blocks[1]), ("dec1", blocks[0]))
+        on_levels = () if block != "res" else ("down1", "down2", "up2.0", "up1.0", "tail.0", *(
+            f"{stage}.blocks.{i}.{conv}" for stage, count in stages for i in range(count) for conv in ("conv1", "conv2")))
         self.contract = Contract(condition=condition, size_multiple=8, int8_inputs_on_levels=on_levels)
         self.embed = TableEmbedding(cond_dim) if condition == "tables" else QualityEmbedding(cond_dim)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
