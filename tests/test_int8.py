@@ -52,9 +52,11 @@ def test_convolutions_kept_in_float_are_left_alone():
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.enc1.blocks[0].merge, int8.QuantAdd)
 
 
-def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path):
-    """train --set int8=true starts from float weights, trains with the rounding, and its exported file
-    rebuilds the int8 model (ranges included) by itself."""
+@pytest.mark.parametrize("calibration", [0, 1])
+def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path, calibration):
+    """train --set int8=true starts from float weights, trains with the rounding (ranges moving with the
+    batches, or calibrated on whole pictures first and fixed), and its exported file rebuilds the int8 model
+    (ranges included) by itself."""
     from conftest import photo
     from dequant import loading, train, weights
 
@@ -66,7 +68,8 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     weights.save(tiny, tmp_path / "float.safetensors", {"arch": "qunet", "config": "{}"})
     cfg = train.load_config(None, ['arch_config={widths=[8, 8, 8], blocks=[1, 1, 1], cond_dim=8}', "int8=true",
                                    'int8_keep_float=["tail.0"]', f'init="{tmp_path / "float.safetensors"}"',
-                                   "steps=2", "batch=2", "crop=48", "val_images=1", "val_every=2", "checkpoint_every=2"])
+                                   "steps=2", "batch=2", "crop=48", "val_images=1", "val_every=2", "checkpoint_every=2",
+                                   f"int8_calibration={calibration}", "int8_clip=1e-3"])
     exported = train.train(cfg, [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run", False, "test", log=lambda _: None)
     model = loading.load_file_model(exported)
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.tail[0], torch.nn.Conv2d)
@@ -239,3 +242,16 @@ def test_a_clipped_range_leaves_out_the_outliers_that_a_min_max_range_keeps():
     clipped.observe(values)
     assert float(extremes.high) == 40.0
     assert 0.99 < float(clipped.high) < 1.0 and -1.0 < float(clipped.low) < -0.99
+
+
+def test_calibrated_ranges_are_the_widest_any_picture_needs_and_stay_fixed_in_training():
+    model = archs.build("qunet", TINY)
+    int8.prepare(model, clip=1e-3)
+    pictures = [(torch.rand(1, 3, 32, 32) * scale, torch.tensor([50.0])) for scale in (0.5, 1.0)]
+    int8.calibrate(model, pictures)
+    first = model.head[1].input
+    assert 0.99 < float(first.high) <= 1.0  # the brighter picture's range, less its outermost values
+    calibrated = {k: v.clone() for k, v in model.state_dict().items() if k.endswith((".low", ".high"))}
+    model.train()
+    model(torch.rand(2, 3, 32, 32) * 3, torch.tensor([20.0, 80.0]))  # wider values: a moving range would follow
+    assert all(torch.equal(value, model.state_dict()[k]) for k, value in calibrated.items())

@@ -28,7 +28,8 @@ CLIP_SAMPLES = 1 << 18  # values a clipped range's ends are found among per batc
 
 class Range(nn.Module):
     """An observed range of values and its uint8 levels (per tensor, affine), observed in training mode: the
-    extremes seen (calibration), or with a `momentum` a moving average of each batch's (quantization-aware training).
+    extremes seen (`momentum` None: calibration), a moving average of each batch's (`momentum` in (0, 1]), or
+    not at all (`momentum` 0: fixed by a calibration, while quantization-aware training adapts the weights).
     With `clip`, a batch's range leaves out that fraction of its values at each end: min-max ranges were measured
     ~1.5x wider than their 1e-4 quantiles (a few outliers), and every other value pays for them in coarser levels.
     The range always holds zero, as zero padding needs."""
@@ -61,7 +62,7 @@ class Range(nn.Module):
 
     def forward(self, x: torch.Tensor, observing: bool) -> torch.Tensor:
         """`x` rounded to the range's 256 levels (the gradient passes the rounding straight through)."""
-        if observing:
+        if observing and self.momentum != 0:
             self.observe(x)
         low, high = min(float(self.low), 0.0), max(float(self.high), 0.0)
         scale = max(high - low, 1e-8) / 255
@@ -123,6 +124,25 @@ class QuantMul(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.output(a * self.factor(b, self.training), self.training)
+
+
+@torch.no_grad()
+def calibrate(model: nn.Module, inputs) -> None:
+    """Sets every range of a prepared `model` to the widest (clipped) range that any of `inputs` ((image,
+    condition) pairs: whole pictures) needs, then fixes them. Measured: a moving average of training crops'
+    ranges sat 0.02-0.08 dB below ranges calibrated on whole pictures (val, Q50-90), whose outliers crops miss."""
+    ranges = [module for module in model.modules() if isinstance(module, Range)]
+    for value_range in ranges:
+        value_range.momentum = None
+        value_range.low.fill_(float("inf"))
+        value_range.high.fill_(float("-inf"))
+    was_training = model.training
+    model.train()
+    for image, told in inputs:
+        model(image, told)
+    model.train(was_training)
+    for value_range in ranges:
+        value_range.momentum = 0.0
 
 
 def is_quantized(model: nn.Module) -> bool:

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +100,9 @@ class TrainConfig:
     int8: bool = False
     int8_keep_float: tuple = ()  # convolutions left in float, e.g. ["head.1", "tail.0"] (the first and the last)
     int8_clip: float = 0.0  # the fraction of each batch's values left outside a range at each end (dequant.int8.Range)
+    # Whole training pictures (the first N, under every validation recipe) whose widest clipped ranges are fixed
+    # before training (dequant.int8.calibrate); 0: the ranges follow a moving average of the batches' instead.
+    int8_calibration: int = 0
 
 
 def toml_value(text: str):
@@ -348,7 +351,10 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     if cfg.init and not resuming:  # a resumed run has its own weights (and may have grown: scripts/grow-run.py)
         checkpoints.load_init(generator, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     if cfg.int8:  # after init: the float weights it starts from; before resume: the checkpoint has the ranges
-        int8.prepare(generator, cfg.int8_keep_float, momentum=0.01, clip=cfg.int8_clip)
+        int8.prepare(generator, cfg.int8_keep_float, momentum=0.0 if cfg.int8_calibration else 0.01, clip=cfg.int8_clip)
+        if cfg.int8_calibration and not resuming:
+            pictures = validation_set(data_dirs, replace(cfg, val_images=cfg.int8_calibration))
+            int8.calibrate(generator, [(p.compressed.to(device), p.condition(generator, device)) for p in pictures])
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
