@@ -2,11 +2,14 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from dequant import archs, train
+from dequant import archs, condition, images, jpeg, train
 from dequant.archs import ced
+from dequant.restorer import Restorer, Settings
 
 CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.toml"))
 
@@ -86,3 +89,34 @@ def test_qunet_conditioned_on_tables_takes_128_features():
         assert not torch.allclose(out, model(image, tables.flip(0)))
     with pytest.raises(ValueError, match="condition"):
         archs.build("qunet", {"condition": "exif"})
+
+
+def test_content_features_tell_a_screenshot_from_a_photograph():
+    rng = np.random.default_rng(0)
+    x = np.arange(64)[None, :, None]
+    photo = np.clip(128 + 40 * np.sin(x / 7) + rng.normal(0, 6, (64, 64, 3)), 0, 255).astype(np.uint8)
+    screenshot = np.full((64, 64, 3), 240, np.uint8)
+    screenshot[8:16, 4:60:6] = 20  # a line of text
+    flat_photo, equal_photo, sharp_photo = condition.content_features(photo)
+    flat, equal, sharp = condition.content_features(screenshot)
+    assert flat > 0.8 > 0.05 > flat_photo and equal > 0.8 > 0.05 > equal_photo and sharp > sharp_photo
+    assert np.allclose(condition.content_features(screenshot / 255.0), condition.content_features(screenshot))
+    assert np.array_equal(condition.content_features(np.zeros((5, 3, 1), np.float32)), [0, 1, 0])  # under a block
+
+
+def test_a_generator_told_the_content_restores_whole_and_in_tiles_alike(tmp_path):
+    """tables+content: the pixels' features join the tables' (131 numbers), computed once per picture, so
+    tiles are told what the whole picture is."""
+    torch.manual_seed(0)
+    model = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8, "condition": "tables+content"})
+    for parameter in model.parameters():
+        torch.nn.init.normal_(parameter, std=0.05)
+    assert model.embed.mlp[0].in_features == 131
+    picture = images.read(jpeg.encode(Image.fromarray(np.full((96, 80, 3), 200, np.uint8)), 40))
+    told = condition.of("tables+content", 40, picture.tables, False, picture.pixels)
+    assert told.shape == (131,) and told[-3:][0] == 1.0  # all flat
+    with pytest.raises(ValueError, match="pixels"):
+        condition.of("tables+content", 40, None, False)
+    whole = Restorer(model.eval(), Settings(precision="fp32", tile=0, backend="torch"))(picture).pixels
+    tiled = Restorer(model.eval(), Settings(precision="fp32", tile=32, overlap=16, backend="torch"))(picture).pixels
+    assert np.abs(whole - tiled).max() <= 1 / 255

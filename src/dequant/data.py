@@ -62,5 +62,5 @@ class JpegCrops(torch.utils.data.Dataset):
         image = self.images[rng.integers(len(self.images))]
         recipe, clean = self.deg.sample(rng, image, self.crop)
         compressed, target, quality = degradations.apply(recipe, clean, self.crop)
-        told = condition.of(self.condition_kind, quality, recipe.last.tables, recipe.gray)
+        told = condition.of(self.condition_kind, quality, recipe.last.tables, recipe.gray, compressed)
         return to_tensor(compressed), to_tensor(target), told

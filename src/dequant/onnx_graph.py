@@ -55,9 +55,11 @@ def to_onnx(generator: torch.nn.Module, metadata: dict[str, str]) -> bytes:
     graph = Graph(generator).eval()
     # Batch 2, so that nothing specialises on 1; what a quality- or table-conditioned generator is told.
     kind = generator.contract.condition
-    told = torch.cat([condition.batch(condition.of(kind, q, None, gray=False)) for q in (30, 60)])
-    name = "tables" if kind == "tables" else "quality"
-    example = (torch.rand(2, 3, 40, 56), told)
+    image = torch.rand(2, 3, 40, 56)
+    told = torch.cat([condition.batch(condition.of(kind, q, None, False, image[0].permute(1, 2, 0).numpy()))
+                      for q in (30, 60)])
+    name = "quality" if kind == "quality" else "tables"
+    example = (image, told)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter: the dynamo one cannot yet export the pad-to-grid arithmetic on
@@ -160,7 +162,8 @@ class OnnxGenerator:
         self.contract = contract  # the exported generator's
 
     def __call__(self, image: torch.Tensor, told: torch.Tensor) -> torch.Tensor:
-        """told: the quality (N), or the tables' features (N x 128) for a table-conditioned graph."""
+        """told: the quality (N), or the tables' features (N x 128, or x 131 with the content's) for a
+        table-conditioned graph."""
         feed = {"image": np.ascontiguousarray(image.cpu().numpy(), dtype=np.float32)}
         for name in ("quality", "tables"):
             if name in self.inputs:  # the exporter drops inputs a model never reads

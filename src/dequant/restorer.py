@@ -119,7 +119,7 @@ class Restorer:
 
         # Once per picture; each batch of tiles shares it. A forced strength is told with libjpeg's tables.
         told = condition.of(self.model.contract.condition, quality, None if forced is not None else picture.tables,
-                            picture.gray)
+                            picture.gray, picture.pixels)
 
         def run(tiles: torch.Tensor) -> torch.Tensor:
             q = condition.batch(told, tiles.shape[0]).to(self.device)

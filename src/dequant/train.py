@@ -228,7 +228,8 @@ class ValPair:
 
     def condition(self, model, device) -> torch.Tensor:
         """What `model` is told about the file (dequant.condition)."""
-        return condition.batch(condition.of(model.contract.condition, self.quality, self.tables, self.gray)).to(device)
+        pixels = self.compressed[0].permute(1, 2, 0).numpy()
+        return condition.batch(condition.of(model.contract.condition, self.quality, self.tables, self.gray, pixels)).to(device)
 
 
 def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dequant.archs.common import Add, Contract, Conv2dReLU, Mul
+from dequant.condition import CONTENT_FEATURES
 
 
 class QualityEmbedding(nn.Module):
@@ -33,11 +34,12 @@ class QualityEmbedding(nn.Module):
 
 
 class TableEmbedding(nn.Module):
-    """Maps a file's quantization tables (jpeg.table_features: 128 numbers) to the same kind of vector."""
+    """Maps a file's quantization tables (jpeg.table_features: 128 numbers), and what kind of picture it holds
+    where told (condition.content_features), to the same kind of vector."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, inputs: int = 128):
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(128, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
+        self.mlp = nn.Sequential(nn.Linear(inputs, dim), nn.SiLU(), nn.Linear(dim, dim), nn.SiLU())
 
     def forward(self, tables: torch.Tensor) -> torch.Tensor:
         return self.mlp(tables.float())
@@ -120,13 +122,13 @@ class QUNet(nn.Module):
         blocks: tuple[int, int, int] = (2, 2, 4),
         cond_dim: int = 64,
         block: str = "res",  # res | naf
-        condition: str = "quality",  # quality (the IJG quality the file reads) | tables (the file's tables)
+        condition: str = "quality",  # quality (the IJG quality the file reads) | tables (the file's tables) | tables+content
     ):
         super().__init__()
         if block not in BLOCKS:
             raise ValueError(f"qunet block takes {' or '.join(BLOCKS)}")
-        if condition not in ("quality", "tables"):
-            raise ValueError("qunet condition takes quality or tables")
+        if condition not in ("quality", "tables", "tables+content"):
+            raise ValueError("qunet condition takes quality, tables or tables+content")
         w1, w2, w3 = widths
         # One bottleneck position per 8x8 JPEG block: inputs are padded to that grid. In int8, every convolution
         # but the first reads a block's, a skip's or a convolution's rounded output.
@@ -134,7 +136,8 @@ class QUNet(nn.Module):
         on_levels = () if block != "res" else ("down1", "down2", "up2.0", "up1.0", "tail.0", *(
             f"{stage}.blocks.{i}.{conv}" for stage, count in stages for i in range(count) for conv in ("conv1", "conv2")))
         self.contract = Contract(condition=condition, size_multiple=8, int8_inputs_on_levels=on_levels)
-        self.embed = TableEmbedding(cond_dim) if condition == "tables" else QualityEmbedding(cond_dim)
+        self.embed = (QualityEmbedding(cond_dim) if condition == "quality" else
+                      TableEmbedding(cond_dim, 128 + (CONTENT_FEATURES if condition == "tables+content" else 0)))
         self.head = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * channels, w1, 3, padding=1))
         self.enc1 = Stage(w1, blocks[0], cond_dim, block)
         self.down1 = nn.Conv2d(w1, w2, 3, stride=2, padding=1)
