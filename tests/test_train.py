@@ -334,6 +334,19 @@ def test_lowpass_l1_sees_colour_and_block_means_not_detail_inside_them():
     assert tint["l1low"].item() == pytest.approx(0.2)
 
 
+def test_mse_db_counts_each_crop_by_its_gain_not_by_its_squared_error():
+    content = train.ContentLoss(train.load_config(None, ["l1=0", "mse_db=1.0"]))
+    clean = torch.zeros(2, 3, 16, 16)
+    compressed = clean + torch.tensor([0.02, 0.2]).view(2, 1, 1, 1)  # a photo's small error, a screenshot's large
+    halved_small = compressed * torch.tensor([0.5, 1.0]).view(2, 1, 1, 1)
+    halved_large = compressed * torch.tensor([1.0, 0.5]).view(2, 1, 1, 1)
+    small, large = (content(r, clean, compressed)["mse_db"].item() for r in (halved_small, halved_large))
+    assert content(compressed, clean, compressed)["mse_db"].item() == pytest.approx(0, abs=1e-6)
+    assert large == pytest.approx(-6.02 / 2, abs=0.01)  # the large error halved: 6 dB on one crop of two
+    assert small == pytest.approx(-6.02 / 2, abs=0.4)  # the small one halved counts about as much (the floor)
+    assert set(content(compressed, clean, compressed)) == {"mse_db"}
+
+
 def test_plot_curve_continues_a_run_with_a_stage_started_from_one_of_its_steps(tmp_path):
     def log(path, threads, lines):
         path.write_text(f"9 training images, 4 validation pairs, 5 parameters, 1 process(es) on cpu, {threads} thread(s) each\n"

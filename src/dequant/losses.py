@@ -8,6 +8,20 @@ from torch import nn
 
 from dequant.metrics import feature_weights_dir, lpips_activations
 
+# ---- pixel error per crop, in dB ----
+
+# Errors within one level count alike: keeps crops the JPEG already renders almost exactly (flat screenshots at
+# high quality) from outweighing all others, while a restoration that adds a level of error there still costs.
+MSE_DB_FLOOR = (1 / 255) ** 2
+
+
+def mse_db(restored: torch.Tensor, clean: torch.Tensor, compressed: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of each crop's MSE in dB relative to its JPEG's: minus the crop's PSNR gain."""
+    def per_crop(image):
+        return (image - clean).pow(2).flatten(1).mean(1) + MSE_DB_FLOOR
+    return 10 * torch.log10(per_crop(restored) / per_crop(compressed)).mean()
+
+
 # ---- structural similarity, differentiable (Gaussian window 11, sigma 1.5) ----
 
 

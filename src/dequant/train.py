@@ -60,6 +60,9 @@ class TrainConfig:
     # Content losses: weights, 0 switches a term off.
     l1: float = 1.0  # pixel L1 ("LF" in the hourglass paper)
     mse: float = 0.0
+    # Each crop's MSE in dB against its JPEG's (minus the PSNR gain val scores), averaged over crops: every
+    # crop counts by its gain, so a screenshot's large errors do not outweigh a photo's small ones as in `mse`.
+    mse_db: float = 0.0
     # L1 of lowpass x lowpass block means: holds colour and low frequencies where a GAN's terms let them drift,
     # and leaves the detail inside the blocks to the perceptual and adversarial terms.
     l1_lowpass: float = 0.0
@@ -192,12 +195,15 @@ class ContentLoss(torch.nn.Module):
         self.perceptual = losses.Perceptual(cfg.perceptual_layer) if cfg.perceptual > 0 else None
         self.lpips_vgg = losses.LPIPSVGG() if cfg.lpips_vgg > 0 else None
 
-    def forward(self, restored: torch.Tensor, clean: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, restored: torch.Tensor, clean: torch.Tensor, compressed: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         cfg, terms = self.cfg, {}
         if cfg.l1:
             terms["l1"] = cfg.l1 * F.l1_loss(restored, clean)
         if cfg.mse:
             terms["mse"] = cfg.mse * F.mse_loss(restored, clean)
+        if cfg.mse_db:
+            terms["mse_db"] = cfg.mse_db * losses.mse_db(restored, clean, compressed)
         if cfg.l1_lowpass:
             terms["l1low"] = cfg.l1_lowpass * F.l1_loss(F.avg_pool2d(restored, cfg.lowpass), F.avg_pool2d(clean, cfg.lowpass))
         if cfg.ssim:
@@ -426,7 +432,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             d_opt.step()
 
         with autocast():  # generator step
-            terms = {**content(restored, clean), **own_terms}
+            terms = {**content(restored, clean, compressed), **own_terms}
             judgement = disc(restored, compressed) if gan else None
         terms = {name: term.float() for name, term in terms.items()}
         if gan:
