@@ -29,7 +29,8 @@ from PIL import Image
 from dequant import content
 
 CONTENT_TRAIN_SEED, CONTENT_VAL_SEED = 1, 2
-CONTENT_TRAIN, CONTENT_VAL = 450, 54  # 50 and 6 of each of the 9 kinds
+CONTENT_TRAIN, CONTENT_VAL = 450, 54  # 50 and 6 of each of the 9 kinds of content.MIX
+FIELDS_SEED, FIELDS_TRAIN = 3, 150  # colour fields (content.colour_field), for training only
 GRID_LIMIT = 1.15  # measured: clean Urban100 pictures 1.00-1.14; the traced ones stand out above
 
 
@@ -112,6 +113,8 @@ def main():
     for split, seed, count in (("train", CONTENT_TRAIN_SEED, CONTENT_TRAIN), ("val", CONTENT_VAL_SEED, CONTENT_VAL)):
         written = content.write_set(args.out / split / "content", seed, count)
         rows += [(path, f"dequant.content seed {seed}", "generated (MIT)") for path in written]
+    written = content.write_set(args.out / "train" / "fields", FIELDS_SEED, FIELDS_TRAIN, kinds=("field",))
+    rows += [(path, f"dequant.content seed {FIELDS_SEED}, colour fields", "generated (MIT)") for path in written]
     lines = [f"{path.relative_to(args.out)}\t{hashlib.sha256(path.read_bytes()).hexdigest()}\t{origin}\t{licence}"
              for path, origin, licence in sorted(rows)]
     (args.out / "manifest.tsv").write_text("path\tsha256\tsource\tlicence\n" + "\n".join(lines) + "\n")

@@ -1,11 +1,13 @@
 """Non-photo pictures drawn from a seed: the screenshots, text and graphics people also save as JPEG.
 
-Each picture is a pure function of (seed, index): `picture(seed, index)` picks one of `KINDS` and draws it
+Each picture is a pure function of (seed, index): `picture(seed, index)` picks one of its kinds (`KINDS`) and draws it
 with Pillow, so a training set (seed 1) and a validation set (seed 2) are rebuilt exactly by
 `dequant content`. Fonts come from the machine (Debian's font packages, see README, Training pictures);
 with none installed Pillow's built-in font serves, so tests run anywhere.
 
-Adding a kind: a function (rng, width, height) -> RGB image, and a row in KINDS.
+Adding a kind: a function (rng, width, height) -> RGB image, and a row in KINDS; a set's pictures take
+turns among the kinds it is drawn from (`MIX` unless told), so a new kind leaves the sets written before it
+as they were.
 """
 
 from functools import lru_cache
@@ -282,6 +284,30 @@ def scanned_page(rng, width, height) -> Image.Image:
     return Image.fromarray(np.clip(grain[..., None] * tint, 0, 255).astype(np.uint8))
 
 
+def colour_field(rng, width, height) -> Image.Image:
+    """Large areas of one colour, any colour (pages, panels, banners, chat backgrounds), with a few small elements:
+    the other kinds' backgrounds are mostly light or dark, and the default, trained on them, shifted the colour
+    of a mid-tone page (measured: -1.9 dB at q10 on a flat brown screenshot)."""
+    image = Image.new("RGB", (width, height), colour(rng))
+    draw = ImageDraw.Draw(image)
+    for _ in range(int(rng.integers(0, 3))):  # panels of another colour
+        x0, y0 = int(rng.integers(0, width)), int(rng.integers(0, height))
+        draw.rectangle((x0, y0, x0 + int(rng.integers(width // 4, width)), y0 + int(rng.integers(height // 4, height))),
+                       fill=colour(rng))
+    for _ in range(int(rng.integers(1, 4))):  # sparse text, rules and buttons
+        x, y = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 30))
+        ink = contrasting(rng, image.getpixel((x, y)))
+        roll = rng.random()
+        if roll < 0.5:
+            draw.text((x, y), words(rng, int(rng.integers(1, 6))), fill=ink, font=font(rng, int(rng.integers(10, 28))))
+        elif roll < 0.75:
+            draw.line((x, y, min(width, x + int(rng.integers(40, width))), y), fill=ink, width=int(rng.integers(1, 3)))
+        else:
+            draw.rounded_rectangle((x, y, x + int(rng.integers(30, 120)), y + int(rng.integers(16, 36))),
+                                   radius=int(rng.integers(0, 10)), fill=colour(rng))
+    return image
+
+
 KINDS = {
     "text": text_page,
     "terminal": terminal,
@@ -292,22 +318,26 @@ KINDS = {
     "dither": dithered,
     "pixelart": pixel_art,
     "scan": scanned_page,
+    "field": colour_field,
 }
+MIX = ("text", "terminal", "ui", "chart", "lineart", "flat", "dither", "pixelart", "scan")  # the sets of seeds 1 and 2
 
 
-def picture(seed: int, index: int, size: tuple[int, int] = (512, 512)) -> tuple[str, Image.Image]:
-    """(kind, RGB image) number `index` of the set drawn from `seed`; kinds take turns."""
-    kind = list(KINDS)[index % len(KINDS)]
+def picture(seed: int, index: int, size: tuple[int, int] = (512, 512), kinds: tuple[str, ...] = MIX
+            ) -> tuple[str, Image.Image]:
+    """(kind, RGB image) number `index` of the set drawn from `seed`; `kinds` take turns."""
+    kind = kinds[index % len(kinds)]
     rng = np.random.default_rng([seed, index])
     return kind, KINDS[kind](rng, *size).convert("RGB")
 
 
-def write_set(out: Path, seed: int, count: int, size: tuple[int, int] = (512, 512)) -> list[Path]:
+def write_set(out: Path, seed: int, count: int, size: tuple[int, int] = (512, 512), kinds: tuple[str, ...] = MIX
+              ) -> list[Path]:
     """Write pictures 0..count-1 of `seed` as PNG files under `out` (the same bytes on every run)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(count):
-        kind, image = picture(seed, index, size)
+        kind, image = picture(seed, index, size, kinds)
         paths.append(out / f"{seed}-{index:05d}-{kind}.png")  # sorted by index: the kinds take turns
         image.save(paths[-1])
     return paths
