@@ -76,6 +76,28 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     assert float(model.down1.output.high) > float(model.down1.output.low)  # the ranges came with the weights
 
 
+@pytest.mark.parametrize("quantized", [False, True])
+def test_distill_learns_what_the_float_init_network_computes(tmp_path, quantized):
+    """With distill, the loss holds the MSE against the init network's own output: nothing for the float
+    network at its first step (it is its teacher), the rounding's cost for the int8 one."""
+    from conftest import photo
+    from dequant import train, weights
+
+    for split in ("train", "val"):
+        (tmp_path / split).mkdir()
+        photo(64, 64, seed=0).save(tmp_path / split / "0.png")
+    tiny = archs.build("qunet", {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8})
+    torch.nn.init.normal_(tiny.tail[0].weight, std=0.1)  # a network that changes its input
+    weights.save(tiny, tmp_path / "float.safetensors", {"arch": "qunet", "config": "{}"})
+    cfg = train.load_config(None, ['arch_config={widths=[8, 8, 8], blocks=[1, 1, 1], cond_dim=8}', f"int8={str(quantized).lower()}",
+                                   f'init="{tmp_path / "float.safetensors"}"', "steps=1", "batch=2", "crop=48",
+                                   "val_images=1", "val_every=1", "log_every=1", "l1=0", "distill=1.0"])
+    lines = []
+    train.train(cfg, [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run", False, "test", log=lines.append)
+    distill = float(next(line for line in lines if line.startswith("step 1/")).split("distill ")[1].split()[0])
+    assert (distill > 0) if quantized else distill == 0
+
+
 TINY = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}
 
 

@@ -106,6 +106,9 @@ class TrainConfig:
     # Whole training pictures (the first N, under every validation recipe) whose widest clipped ranges are fixed
     # before training (dequant.int8.calibrate); 0: the ranges follow a moving average of the batches' instead.
     int8_calibration: int = 0
+    # Weight of the MSE against the float `init` network's output (its teacher): an int8 twin learns to compute
+    # what its float model computes, a nearer and less noisy target than the clean crop.
+    distill: float = 0.0
 
 
 def toml_value(text: str):
@@ -213,6 +216,15 @@ class ContentLoss(torch.nn.Module):
         if self.lpips_vgg is not None:
             terms["lpips"] = cfg.lpips_vgg * self.lpips_vgg(restored, clean)
         return terms
+
+
+def float_init(cfg: TrainConfig, device) -> torch.nn.Module:
+    """The `init` network as it is, in float and frozen: the teacher of `distill`."""
+    if not cfg.init:
+        raise ValueError("distill learns from the init network: set init")
+    teacher = archs.build(cfg.arch, cfg.arch_config).to(device)
+    checkpoints.load_init(teacher, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
+    return teacher.eval().requires_grad_(False)
 
 
 def generate(generator, compressed, quality, clean):
@@ -368,6 +380,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=cfg.betas) if use_gan else None
     ema = copy.deepcopy(generator).requires_grad_(False) if cfg.ema_decay > 0 else None
     content = ContentLoss(cfg).to(device)
+    teacher = float_init(cfg, device) if cfg.distill else None
 
     step, best, seconds_before = 0, -math.inf, 0.0  # seconds: training time of earlier stretches of the run
     stretches = []  # (first step, precision, CPU) of each start or resume: the log of how the run was computed
@@ -435,6 +448,10 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             terms = {**content(restored, clean, compressed), **own_terms}
             judgement = disc(restored, compressed) if gan else None
         terms = {name: term.float() for name, term in terms.items()}
+        if teacher is not None:
+            with torch.no_grad(), autocast():
+                taught = teacher(compressed, quality)
+            terms["distill"] = cfg.distill * F.mse_loss(restored, taught.float())
         if gan:
             terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, judgement.float())
         loss = sum(terms.values())
@@ -449,7 +466,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
                     kept.copy_(current)  # batch-norm statistics and CED's bins are not averaged
         step += 1
 
-        shown = "  ".join(f"{k} {v.item():.4f}" for k, v in terms.items()) + (f"  d {d_loss.item():.4f}" if gan else "")
+        shown = "  ".join(f"{k} {v.item():.4g}" for k, v in terms.items()) + (f"  d {d_loss.item():.4f}" if gan else "")
         progress.update(task, advance=1, description=shown)
         if step % cfg.log_every == 0 and not live:
             rate = (step - start_step) / (time.time() - started)
