@@ -10,15 +10,12 @@ from dequant.metrics import feature_weights_dir, lpips_activations
 
 # ---- pixel error per crop, in dB ----
 
-# Errors within one level count alike: keeps crops the JPEG already renders almost exactly (flat screenshots at
-# high quality) from outweighing all others, while a restoration that adds a level of error there still costs.
-MSE_DB_FLOOR = (1 / 255) ** 2
-
-
-def mse_db(restored: torch.Tensor, clean: torch.Tensor, compressed: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of each crop's MSE in dB relative to its JPEG's: minus the crop's PSNR gain."""
+def mse_db(restored: torch.Tensor, clean: torch.Tensor, compressed: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
+    """Mean over the batch of each crop's MSE in dB relative to its JPEG's: minus the crop's PSNR gain. Both
+    MSEs get `floor` squared levels (of 255) added, so that crops the JPEG renders almost exactly do not weigh
+    without bound."""
     def per_crop(image):
-        return (image - clean).pow(2).flatten(1).mean(1) + MSE_DB_FLOOR
+        return (image - clean).pow(2).flatten(1).mean(1) + floor / 255**2
     return 10 * torch.log10(per_crop(restored) / per_crop(compressed)).mean()
 
 

@@ -63,6 +63,10 @@ class TrainConfig:
     # Each crop's MSE in dB against its JPEG's (minus the PSNR gain val scores), averaged over crops: every
     # crop counts by its gain, so a screenshot's large errors do not outweigh a photo's small ones as in `mse`.
     mse_db: float = 0.0
+    # Squared levels added to both MSEs of mse_db. 1.0 let a flat colour's restoration drift by a level at no
+    # cost where its JPEG is within half a level (measured: flat colour fields lost 1-3 dB at q50); 0.1 is
+    # about what rounding to 8 bits leaves (1/12).
+    mse_db_floor: float = 1.0
     # L1 of lowpass x lowpass block means: holds colour and low frequencies where a GAN's terms let them drift,
     # and leaves the detail inside the blocks to the perceptual and adversarial terms.
     l1_lowpass: float = 0.0
@@ -206,7 +210,7 @@ class ContentLoss(torch.nn.Module):
         if cfg.mse:
             terms["mse"] = cfg.mse * F.mse_loss(restored, clean)
         if cfg.mse_db:
-            terms["mse_db"] = cfg.mse_db * losses.mse_db(restored, clean, compressed)
+            terms["mse_db"] = cfg.mse_db * losses.mse_db(restored, clean, compressed, cfg.mse_db_floor)
         if cfg.l1_lowpass:
             terms["l1low"] = cfg.l1_lowpass * F.l1_loss(F.avg_pool2d(restored, cfg.lowpass), F.avg_pool2d(clean, cfg.lowpass))
         if cfg.ssim:
