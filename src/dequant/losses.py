@@ -10,6 +10,7 @@ from dequant.metrics import feature_weights_dir, lpips_activations
 
 # ---- pixel error per crop, in dB ----
 
+
 def mse_db(restored: torch.Tensor, clean: torch.Tensor, compressed: torch.Tensor, floor: float = 1.0) -> torch.Tensor:
     """Mean over the batch of each crop's MSE in dB relative to its JPEG's: minus the crop's PSNR gain. Both
     MSEs get `floor` squared levels (of 255) added, so that crops the JPEG renders almost exactly do not weigh

@@ -223,7 +223,8 @@ class ContentLoss(torch.nn.Module):
 
 
 def float_init(cfg: TrainConfig, device) -> torch.nn.Module:
-    """The `init` network as it is, in float and frozen: the teacher of `distill`."""
+    """The `init` network as it is, in float and frozen: the teacher of `distill`. Read from the file, not copied
+    from the generator: a resumed run never loads `init` into its generator."""
     if not cfg.init:
         raise ValueError("distill learns from the init network: set init")
     teacher = archs.build(cfg.arch, cfg.arch_config).to(device)
@@ -470,7 +471,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
                     kept.copy_(current)  # batch-norm statistics and CED's bins are not averaged
         step += 1
 
-        shown = "  ".join(f"{k} {v.item():.4g}" for k, v in terms.items()) + (f"  d {d_loss.item():.4f}" if gan else "")
+        shown = "  ".join(f"{k} {v.item():.4g}" for k, v in terms.items()) + (f"  d {d_loss.item():.4g}" if gan else "")
         progress.update(task, advance=1, description=shown)
         if step % cfg.log_every == 0 and not live:
             rate = (step - start_step) / (time.time() - started)
