@@ -5,8 +5,9 @@
     git clone https://github.com/jbhuang0604/SelfExSR         # Urban100 (research use)
     python scripts/training-pictures.py --codec-corpus codec-corpus --selfexsr SelfExSR --out ~/.cache/dequant/data
 
-writes OUT/train/{cid22,urban100,clic2025,content} and OUT/val/{cid22,content}, and OUT/manifest.tsv
-(path, sha256, source, licence), which should equal docs/data/manifest.tsv. With --screenshots it also
+writes OUT/train/{cid22,urban100,clic2025,content,fields} and OUT/val/{cid22,content}, OUT/manifest.tsv
+(path, sha256, source, licence), which should equal docs/data/manifest.tsv, and OUT/fonts.tsv, the fonts the
+generated pictures draw with (docs/data/fonts.tsv): other fonts draw other text, so other bytes. With --screenshots it also
 renders the HTML documentation Debian installs under /usr/share/doc (python3-doc, nodejs, valgrind,
 libxslt1-dev) with headless Chromium (Debian's chromium package) into OUT/train/screenshots and
 OUT/val/screenshots: real pages of text, code, tables and navigation, a tenth of them held out for
@@ -118,6 +119,9 @@ def main():
     lines = [f"{path.relative_to(args.out)}\t{hashlib.sha256(path.read_bytes()).hexdigest()}\t{origin}\t{licence}"
              for path, origin, licence in sorted(rows)]
     (args.out / "manifest.tsv").write_text("path\tsha256\tsource\tlicence\n" + "\n".join(lines) + "\n")
+    # The drawn pictures' bytes depend on the fonts they draw with: the same fonts give the same manifest.
+    fonts = [f"{path}\t{hashlib.sha256(path.read_bytes()).hexdigest()}" for path in content.font_files()]
+    (args.out / "fonts.tsv").write_text("path\tsha256\n" + "\n".join(fonts) + "\n")
     print(f"{len(lines)} pictures under {args.out}; manifest {args.out / 'manifest.tsv'}")
 
 

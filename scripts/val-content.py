@@ -93,13 +93,14 @@ def main():
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--table", type=Path, default=None, help="print the Markdown table of a --json run and stop")
     parser.add_argument("--output", default="default", help="with --table: raw, cells or default")
+    parser.add_argument("--precision", default="fp32", help="fp32 (the same figures on every CPU), or as restore takes")
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(args.table.read_text())["results"], args.output), end="")
         return
     generator, name = loading.load_model(args.model, registry.load())
-    restorer = Restorer(generator, Settings(precision="fp32", tile=0, consistent=False))
-    default = Restorer(generator, Settings(precision="fp32", tile=0))
+    restorer = Restorer(generator, Settings(precision=args.precision, tile=0, consistent=False))
+    default = Restorer(generator, Settings(precision=args.precision, tile=0))
     qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else list(range(10, 96, 5))
     sets = val_sets(args.data, args.bsds, args.per_set)
     print(f"{name}, {restorer.describe()}; " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()), flush=True)
