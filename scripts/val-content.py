@@ -4,8 +4,8 @@ Kinds: photos (BSDS500-val), re-saved photos (BSDS500-val saved at 30, scaled 3/
 again), screenshots (Chromium renderings of held-out documentation pages, and generated UI and terminal
 pictures), text (generated pages and scans), graphics (generated charts, line art, flat graphics, dithering,
 pixel art) and CID22's validation split (photos and some graphics). Each is saved at every quality and
-restored once; the network's output is scored as it is ("raw") and kept in the file's cells ("cells",
-dequant.consistency), and as `dequant restore` returns it by default ("default").
+restored once; the network's output is scored as it is ("raw"), with uniform areas as decoded and kept in
+the file's cells ("cells", dequant.consistency), and as `dequant restore` returns it by default ("default").
 
     python scripts/val-content.py --data ~/.cache/dequant/data [--model NAME] [--qualities 10,50,90] [--json out.json]
     python scripts/val-content.py --table out.json [--output default]      # the README's table from a run
@@ -61,7 +61,7 @@ def scores(restorer: Restorer, default: Restorer, clean: np.ndarray, quality: in
     payload, target, _ = degradations.save(recipe, clean)
     picture = images.read(payload)
     raw = restorer(picture, quality=quality).pixels  # forced at the file's own quality: the same tables, no gate
-    cells = consistency.project(raw, consistency.read(payload))
+    cells = consistency.project(consistency.keep_uniform_areas(picture.pixels, raw), consistency.read(payload))
     kept = default(picture).pixels
     out = {"jpeg": psnr(images.to_uint8(picture.pixels), target, 255)}
     for name, pixels in (("raw", raw), ("cells", cells), ("default", kept)):

@@ -119,3 +119,26 @@ def test_verbose_says_what_was_kept(cli, tmp_path):
     assert code == 0, err
     assert "a.jpg: quality read 30" in err and "kept in the file's cells" in err
     assert "b.png: " in err and "no coefficients (not a JPEG file)" in err
+
+
+def test_uniform_areas_come_back_as_decoded_and_the_rest_as_restored():
+    decoded = np.zeros((32, 48, 3), np.float32)
+    decoded[:, :16] = [0.2, 0.4, 0.6]  # blocks 0-1 of each row: one colour
+    decoded[:, 16:24] = [0.2, 0.4, 0.61]  # block 2: another colour, so block 1 has a neighbour of another
+    decoded[:, 24:] = np.random.default_rng(0).random((32, 24, 3))  # texture
+    restored = np.clip(decoded + 0.05, 0, 1)
+    kept = consistency.keep_uniform_areas(decoded, restored)
+    as_decoded = (kept == decoded).all(axis=-1)[::8, ::8]
+    assert as_decoded[:, 0].all()  # amid its own colour (the picture's edge counts as more of it)
+    assert not as_decoded[:, 1:].any()  # next to another colour, or not one colour: as the network made it
+    assert np.array_equal(kept[:, 8:], restored[:, 8:])
+
+
+def test_a_one_colour_jpeg_comes_back_as_decoded():
+    buffer = io.BytesIO()
+    Image.new("RGB", (61, 45), (131, 92, 60)).save(buffer, "JPEG", quality=20)
+    picture = images.read(buffer.getvalue())
+    restored = Restorer(scrambler(), Settings(device="cpu", tile=0, backend="torch"))(picture).pixels
+    # Kept in the cells afterwards, a 4:2:0 macroblock (16 pixels) that reaches past the whole blocks may move.
+    whole = (45 // 16 * 16, 61 // 16 * 16)
+    assert np.abs(restored - picture.pixels)[: whole[0], : whole[1]].max() < 1e-6

@@ -139,3 +139,32 @@ def project(pixels: np.ndarray, coefficients: Coefficients, widen: float = 1.0) 
     # The colour conversion is linear: the change converts back on its own.
     back = change / 255 if components == 1 else change @ torch.from_numpy(TO_RGB.T / 255).float()
     return back.add_(flat).clamp_(0, 1).reshape(height, width, channels).numpy()
+
+
+def keep_uniform_areas(decoded: np.ndarray, restored: np.ndarray) -> np.ndarray:
+    """`restored` with each 8x8 block that decodes to one colour amid eight neighbours of that same colour put
+    back as decoded (HxWxC floats in [0, 1], blocks on the JPEG grid from the top left).
+
+    Why: inside such an area the file says only that the colour lies in its cell, and the decoded colour, the
+    cell's centre, is the best guess there is; the network, taught on photographs, moved it (measured on
+    val screenshots, today's default kept in the cells: a page of one brown lost 1.4-3.7 dB, a level's
+    shift on a JPEG of 43-50 dB). Put back, the val screenshots' worst image went from -0.70..-3.65 dB to
+    +0.00 at qualities 10-90, their mean up 0.2-0.3 dB at 20-90 (0.03 down at 10), other kinds within 0.03.
+    Edges and texture keep what the network made: a block next to any other colour is not touched."""
+    rows, columns = decoded.shape[0] // 8, decoded.shape[1] // 8
+    if rows == 0 or columns == 0:
+        return restored
+    blocks = decoded[: rows * 8, : columns * 8].reshape(rows, 8, columns, 8, -1)
+    corner = blocks[:, :1, :, :1]
+    one_colour = (blocks == corner).all(axis=(1, 3, 4))
+    colour = corner[:, 0, :, 0]
+    kept = one_colour.copy()
+    padded_one, padded_colour = np.pad(one_colour, 1, mode="edge"), np.pad(colour, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            kept &= padded_one[dy : dy + rows, dx : dx + columns]
+            kept &= (padded_colour[dy : dy + rows, dx : dx + columns] == colour).all(axis=-1)
+    mask = np.repeat(np.repeat(kept, 8, axis=0), 8, axis=1)
+    result = restored.copy()
+    result[: rows * 8, : columns * 8][mask] = decoded[: rows * 8, : columns * 8][mask]
+    return result

@@ -143,10 +143,12 @@ class Restorer:
         return picture.with_pixels(pixels)
 
     def keep_to_file(self, picture: Picture, pixels):
-        """The restoration moved into the file's quantization cells, and a word on what was done (--verbose).
-        A JPEG whose coefficients cannot be read is restored without it, and says why on stderr."""
+        """The restoration with uniform areas as decoded and moved into the file's quantization cells, and a word
+        on what was done (--verbose). A JPEG whose coefficients cannot be read is restored without the cells,
+        and says why on stderr."""
         if not self.settings.consistent:
             return pixels, "cells not kept (--no-consistent)"
+        pixels = consistency.keep_uniform_areas(picture.pixels, pixels)
         if picture.jpeg_file is None:
             return pixels, "no coefficients (not a JPEG file)"
         try:
