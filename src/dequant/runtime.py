@@ -13,8 +13,8 @@ every case: autocast runs the convolutions in the low precision and keeps
 additions with fp32 tensors (the residual onto the input image) in fp32.
 Where bf16 is not native, `auto` takes int8 when the model has an int8 twin (weights.toml,
 dequant.int8) and the CPU has int8 dot products (AVX2 and later on x86, dot product on Arm):
-onnxruntime's QLinearConv, 1.6-1.8x fp32 on an AVX2 CPU (docs/int8.md). Where bf16 is native
-it stays with bf16: int8 against bf16 has not been measured on such a CPU.
+onnxruntime's QLinearConv, 1.6-1.8x fp32 on an AVX2 CPU (docs/int8.md). Where bf16 is native it
+takes int8 only on AVX512-VNNI without AMX (Zen 4: 1.5-1.7x bf16; INT8_OVER_BF16).
 """
 
 import contextlib
@@ -33,6 +33,10 @@ FLOATS = ("fp32", "bf16", "fp16")  # what torch computes in (training, autocast)
 # CPU features that give int8 kernels their edge over fp32, best first: x86 multiplies bytes in AVX2
 # (pairs added in 16 bits), VNNI and AMX add in 32 bits; Arm's dot-product and int8 matrix instructions.
 INT8_FEATURES = ("amx_int8", "avx512_vnni", "avx_vnni", "avx2", "i8mm", "dot")
+# Where bf16 is native too, int8 wins only on these: measured on AMD EPYC (Zen 4: AVX512-BF16 and -VNNI, no
+# AMX), LIVE1 Q10/30/50, the default: int8 2.06/2.06/1.89 MP/s, bf16 1.25/1.18/1.23. Where AMX computes bf16
+# (3.3 MP/s on a Xeon) int8 against it is unmeasured, so bf16 stays.
+INT8_OVER_BF16 = ("avx512_vnni",)
 BACKENDS = ("auto", "torch", "onnxruntime")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -70,10 +74,13 @@ def precision_for(requested: str, device: torch.device, supported: tuple = FLOAT
         return ("bf16", "native on this GPU") if torch.cuda.is_bf16_supported() else ("fp16", "no bf16 on this GPU")
     if device.type == "mps":
         return "fp16", "Apple GPU"
-    if device.type == "cpu" and cpu_has_native_bf16() and backend != "onnxruntime":
-        return "bf16", "native bf16 on this CPU"
     int8_feature = cpu_int8_feature() if device.type == "cpu" else None
-    if "int8" in supported and int8_feature and backend != "torch" and onnxruntime_installed():
+    int8_ready = "int8" in supported and int8_feature and backend != "torch" and onnxruntime_installed()
+    if device.type == "cpu" and cpu_has_native_bf16() and backend != "onnxruntime":
+        if int8_ready and int8_feature in INT8_OVER_BF16:
+            return "int8", f"int8 dot products ({int8_feature}) outrun native bf16 without AMX; the model's int8 twin"
+        return "bf16", "native bf16 on this CPU"
+    if int8_ready:
         return "int8", f"no native bf16; int8 dot products ({int8_feature}) and the model's int8 twin"
     why = ("--backend onnxruntime" if device.type != "cpu" else
            "no int8 twin of this model for auto" if "int8" not in supported else
