@@ -366,3 +366,9 @@ def test_plot_curve_continues_a_run_with_a_stage_started_from_one_of_its_steps(t
     missing = subprocess.run([sys.executable, str(script), str(main), "--stage", f"{stage}@2500", "-o", str(out)],
                              capture_output=True, text=True, timeout=60)
     assert missing.returncode != 0 and "no validation at step 2500" in missing.stderr
+
+
+def test_distill_photo_like_counts_only_the_crops_that_look_like_photographs():
+    picture = torch.from_numpy(np.asarray(photo(64, 64, seed=2), dtype=np.float32) / 255).permute(2, 0, 1)
+    flat = torch.full_like(picture, 0.4)  # one colour: a screenshot's background
+    assert train.photo_like_crops(torch.stack([picture, flat])).tolist() == [1.0, 0.0]

@@ -113,6 +113,10 @@ class TrainConfig:
     # Weight of the MSE against the float `init` network's output (its teacher): an int8 twin learns to compute
     # what its float model computes, a nearer and less noisy target than the clean crop.
     distill: float = 0.0
+    # Distill only on crops that look like photographs (condition.photo_like): a default retrained on screenshots
+    # and graphics too keeps its teacher's photographs (trained on everything alike it lost 0.02 dB on BSDS500-val
+    # photos in 2000 steps) and learns the rest from the clean crops.
+    distill_photo_like: bool = False
 
 
 def toml_value(text: str):
@@ -230,6 +234,12 @@ def float_init(cfg: TrainConfig, device) -> torch.nn.Module:
     teacher = archs.build(cfg.arch, cfg.arch_config).to(device)
     checkpoints.load_init(teacher, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     return teacher.eval().requires_grad_(False)
+
+
+def photo_like_crops(compressed: torch.Tensor) -> torch.Tensor:
+    """1 for each crop of the batch that looks like a photograph, else 0 (condition.photo_like)."""
+    crops = compressed.detach().float().permute(0, 2, 3, 1).cpu().numpy()
+    return torch.tensor([float(condition.photo_like(crop)) for crop in crops], device=compressed.device)
 
 
 def generate(generator, compressed, quality, clean):
@@ -456,7 +466,10 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         if teacher is not None:
             with torch.no_grad(), autocast():
                 taught = teacher(compressed, quality)
-            terms["distill"] = cfg.distill * F.mse_loss(restored, taught.float())
+            per_crop = (restored - taught.float()).pow(2).mean(dim=(1, 2, 3))
+            if cfg.distill_photo_like:
+                per_crop = per_crop * photo_like_crops(compressed)
+            terms["distill"] = cfg.distill * per_crop.mean()
         if gan:
             terms["adv"] = cfg.adversarial * losses.generator_loss(cfg.adversarial_form, judgement.float())
         loss = sum(terms.values())
