@@ -122,16 +122,17 @@ def test_verbose_says_what_was_kept(cli, tmp_path):
 
 
 def test_uniform_areas_come_back_as_decoded_and_the_rest_as_restored():
-    decoded = np.zeros((32, 48, 3), np.float32)
-    decoded[:, :16] = [0.2, 0.4, 0.6]  # blocks 0-1 of each row: one colour
-    decoded[:, 16:24] = [0.2, 0.4, 0.61]  # block 2: another colour, so block 1 has a neighbour of another
-    decoded[:, 24:] = np.random.default_rng(0).random((32, 24, 3))  # texture
+    decoded = np.zeros((32, 64, 3), np.float32)
+    decoded[:, :32] = [0.2, 0.4, 0.6]  # blocks 0-3 of each row: one colour
+    decoded[:, 32:40] = [0.2, 0.4, 0.61]  # block 4: another colour, within reach of blocks 1-3
+    decoded[:, 40:] = np.random.default_rng(0).random((32, 24, 3))  # texture
     restored = np.clip(decoded + 0.05, 0, 1)
     kept = consistency.keep_uniform_areas(decoded, restored)
     as_decoded = (kept == decoded).all(axis=-1)[::8, ::8]
     assert as_decoded[:, 0].all()  # amid its own colour (the picture's edge counts as more of it)
-    assert not as_decoded[:, 1:].any()  # next to another colour, or not one colour: as the network made it
+    assert not as_decoded[:, 1:].any()  # another colour within reach, or not one colour: as the network made it
     assert np.array_equal(kept[:, 8:], restored[:, 8:])
+    assert (consistency.keep_uniform_areas(decoded, restored, reach=1) == decoded).all(axis=-1)[::8, ::8][:, :3].all()
 
 
 def test_a_one_colour_jpeg_comes_back_as_decoded():
