@@ -171,3 +171,10 @@ def keep_uniform_areas(decoded: np.ndarray, restored: np.ndarray, reach: int = 3
     result = restored.copy()
     result[: rows * 8, : columns * 8][mask] = decoded[: rows * 8, : columns * 8][mask]
     return result
+
+
+def keep(decoded: np.ndarray, restored: np.ndarray, coefficients: Coefficients | None = None) -> np.ndarray:
+    """What the file allows of `restored`: its uniform areas as `decoded`, then, given the file's
+    coefficients, inside their cells (restore's last step, and what val scores)."""
+    kept = keep_uniform_areas(decoded, restored)
+    return kept if coefficients is None else project(kept, coefficients)
