@@ -61,7 +61,7 @@ def scores(restorer: Restorer, default: Restorer, clean: np.ndarray, quality: in
     payload, target, _ = degradations.save(recipe, clean)
     picture = images.read(payload)
     raw = restorer(picture, quality=quality).pixels  # forced at the file's own quality: the same tables, no gate
-    cells = consistency.keep(picture.pixels, raw, consistency.read(payload))
+    cells, _ = consistency.keep(picture.pixels, raw, consistency.read(payload))
     kept = default(picture).pixels
     out = {"jpeg": psnr(images.to_uint8(picture.pixels), target, 255)}
     for name, pixels in (("raw", raw), ("cells", cells), ("default", kept)):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import photo
+from conftest import jpeg_bytes, photo
 from dequant import archs, consistency, images
 from dequant.restorer import Restorer, Settings
 
@@ -143,3 +143,30 @@ def test_a_one_colour_jpeg_comes_back_as_decoded():
     # Kept in the cells afterwards, a 4:2:0 macroblock (16 pixels) that reaches past the whole blocks may move.
     whole = (45 // 16 * 16, 61 // 16 * 16)
     assert np.abs(restored - picture.pixels)[: whole[0], : whole[1]].max() < 1e-6
+
+
+def saved_twice(gray: bool, first: int = 10, last: int = 50, shift: int = 4) -> bytes:
+    """A picture saved at `first`, cropped by `shift` pixels each way (its grid moves), then saved at `last`."""
+    image = photo(96, 128, seed=1).convert("L" if gray else "RGB")
+    once = Image.open(io.BytesIO(jpeg_bytes(image, first)))
+    return jpeg_bytes(once.crop((shift, shift, once.width, once.height)), last)
+
+
+@pytest.mark.parametrize("gray", [False, True])
+def test_an_earlier_harsher_save_on_another_grid_is_found_and_a_single_save_shows_none(gray):
+    twice, once = saved_twice(gray), jpeg_bytes(photo(96, 128, seed=1).convert("L" if gray else "RGB"), 50)
+    found = [consistency.saved_harsher_elsewhere(images.read(p).pixels, consistency.read(p)) for p in (twice, once)]
+    assert found == [True, False]
+    milder_before = saved_twice(gray, first=50, last=10)
+    assert not consistency.saved_harsher_elsewhere(images.read(milder_before).pixels, consistency.read(milder_before))
+
+
+def test_cells_are_not_kept_where_an_earlier_harsher_save_shows():
+    payload = saved_twice(gray=False)
+    picture, coefficients = images.read(payload), consistency.read(payload)
+    moved = np.clip(picture.pixels + np.random.default_rng(0).normal(0, 0.05, picture.pixels.shape), 0, 1).astype(np.float32)
+    kept, said = consistency.keep(picture.pixels, moved, coefficients)
+    assert "earlier, harsher save" in said and np.array_equal(kept, consistency.keep_uniform_areas(picture.pixels, moved))
+    single = made_up_jpeg("4:2:0", quality=50)
+    _, said = consistency.keep(images.read(single).pixels, images.read(single).pixels, consistency.read(single))
+    assert said == "kept in the file's cells"

@@ -124,27 +124,45 @@ def lattice_quality(pixels: np.ndarray) -> int | None:
     Coefficients near zero fit every step and are left out. A central crop of
     at most 1040x1040 pixels is plenty, and keeps the work small for any image.
     """
-    top, left = max(0, (pixels.shape[0] - 1040) // 2), max(0, (pixels.shape[1] - 1040) // 2)
-    y = _luma(pixels[top : top + 1040, left : left + 1040])
+    y = _luma(_central_crop(pixels, 1040))
     if min(y.shape) < 16:
         return None  # too small to measure anything
-    y = y[_grid_offset(y, 0) :, _grid_offset(y, 1) :]
+    scores = _lattice_scores(_block_dct(y, _grid_offset(y, 0), _grid_offset(y, 1)), _all_luma_tables()[:, LOW], 1.0)
+    return None if scores is None else int(np.argmax(scores)) + 1  # None: flat image, nothing to measure
+
+
+LOW = [1, 8, 9, 2, 16, 10, 17, 3, 24]  # the first AC frequencies in zig-zag order
+
+
+def _central_crop(pixels: np.ndarray, side: int) -> np.ndarray:
+    """At most side x side pixels from the middle, starting on the file's 8-pixel grid."""
+    top, left = max(0, (pixels.shape[0] - side) // 16 * 8), max(0, (pixels.shape[1] - side) // 16 * 8)
+    return pixels[top : top + side, left : left + side]
+
+
+def _block_dct(y: np.ndarray, top: int, left: int) -> np.ndarray:
+    """The low-frequency DCT coefficients (N, len(LOW)) of the 8x8 blocks of a grid starting at (top, left)."""
+    y = y[top:, left:]
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
     blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
     d = dct_matrix()
-    coefficients = (d @ blocks @ d.T).reshape(-1, 64)
-    low = [1, 8, 9, 2, 16, 10, 17, 3, 24]  # the first AC frequencies in zig-zag order
-    noise, outliers = 1.0, 0.05
-    informative = np.abs(coefficients[:, low]) > 3 * noise
+    return (d @ blocks @ d.T).reshape(-1, 64)[:, LOW]
+
+
+def _lattice_scores(coefficients: np.ndarray, steps: np.ndarray, noise: float, most: int | None = None,
+                    outliers: float = 0.05) -> np.ndarray | None:
+    """Per row of `steps` (tables, len(LOW)): the mean log-likelihood ratio of the coefficients (N, len(LOW))
+    under "a multiple of the step plus Gaussian noise" against "anywhere" (see lattice_quality); None when
+    fewer than 64 coefficients stand clear of the noise. `most` caps how many are scored."""
+    informative = np.abs(coefficients) > 3 * noise
     if informative.sum() < 64:
-        return None  # flat image: nothing to measure
-    c = coefficients[:, low][informative][None, :]  # (1, K)
-    steps = _all_luma_tables()[:, low][:, np.nonzero(informative)[1]]  # (qualities, K)
+        return None
+    c = coefficients[informative][None, :most]  # (1, K)
+    steps = steps[:, np.nonzero(informative)[1][:most]]  # (tables, K)
     residual = c - np.round(c / steps) * steps
     near = sum(np.exp(-0.5 * ((residual + m * steps) / noise) ** 2) for m in (-1, 0, 1))
     lattice = steps * near / (noise * np.sqrt(2 * np.pi))  # density relative to "anywhere"
-    scores = np.log((1 - outliers) * lattice + outliers).mean(axis=1)
-    return int(np.argmax(scores)) + 1
+    return np.log((1 - outliers) * lattice + outliers).mean(axis=1)
 
 
 # Files at this quality or above are left as decoded when their pixels show no earlier, harsher save.
@@ -161,6 +179,82 @@ def shows_harsh_save(pixels: np.ndarray) -> bool:
     """Whether decoded pixels keep the lattice of a save at NO_EARLIER_SAVE or harsher (a flat picture keeps none)."""
     measured = lattice_quality(pixels)
     return measured is not None and measured <= NO_EARLIER_SAVE
+
+
+# An earlier, harsher save on another block grid (FBCNN's double-JPEG protocol: saved, cropped by 4 pixels,
+# saved again) leaves the original outside the last save's cells. Found in two steps, each measured on val
+# (BSDS500-val and CID22 photos saved once and twice, val screenshots and generated content saved once):
+# - the lattice of an IJG table coarser than the last (COARSER x its steps) fits on some other grid better
+#   than on the median grid, by more than ELSEWHERE_CONTRAST nats per coefficient (the last save's rounding
+#   is noise there, of about its step over sqrt(12)); single saves of photos reach 0.39, of screenshots,
+#   dithering and charts up to 1.9;
+# - and that earlier save explains the file: the decoded picture, quantized on that grid with that table and
+#   then with the last table on the file's grid, gives the file's own coefficients (those nonzero in either)
+#   more often, by ELSEWHERE_MARGIN, than quantized so on other grids. Double saves 0.19-0.65 above; single
+#   saves of dithering, charts and pages, whose every grid explains them about as well, 0.02 or less.
+COARSER = 1.5
+ELSEWHERE_CONTRAST = 0.15
+ELSEWHERE_MARGIN = 0.1
+
+
+def saved_harsher_elsewhere(pixels: np.ndarray, luma_steps: np.ndarray) -> bool:
+    """Whether decoded pixels show an earlier save, harsher than the last (whose luma table is `luma_steps`,
+    8x8 natural order), on a block grid other than the file's (see ELSEWHERE_CONTRAST)."""
+    contrast, margin = _elsewhere(pixels, luma_steps)
+    return contrast > ELSEWHERE_CONTRAST and margin > ELSEWHERE_MARGIN
+
+
+def _elsewhere(pixels: np.ndarray, luma_steps: np.ndarray) -> tuple[float, float]:
+    """(contrast, margin) of the best earlier save on another grid; (0, 0) where none can be measured."""
+    y = _luma(_central_crop(pixels, 512))
+    if min(y.shape) < 16:
+        return 0.0, 0.0
+    last = np.asarray(luma_steps, dtype=np.float64).reshape(64)
+    noise = max(1.0, float(np.sqrt((last[LOW] ** 2).mean() / 12)))
+    qualities = np.arange(1, 101)[::2]  # every other quality: the noise blurs their difference anyway
+    coarser = (_all_luma_tables()[qualities - 1][:, LOW] >= COARSER * last[LOW]).all(axis=1)
+    qualities = qualities[coarser]
+    if len(qualities) == 0:
+        return 0.0, 0.0
+    scores = {}
+    for top in range(8):
+        for left in range(8):
+            found = _lattice_scores(_block_dct(y, top, left), _all_luma_tables()[qualities - 1][:, LOW], noise, most=1024)
+            if found is None:
+                return 0.0, 0.0  # flat: nothing to find
+            scores[top, left] = found
+    median = np.median(np.stack(list(scores.values())), axis=0)
+    contrast, grid, best = max(((s - median).max(), grid, int(np.argmax(s - median)))
+                               for grid, s in scores.items() if grid != (0, 0))
+    near = range(max(1, qualities[best] - 1), qualities[best] + 2)  # the skipped neighbours too
+    earlier = max((ijg_table(q).astype(np.float64) for q in near), key=lambda table: _agreement(y, grid, table, last))
+    others = {((grid[0] + dy) % 8, (grid[1] + dx) % 8) for dy, dx in ((0, 4), (4, 0), (4, 4), (2, 2), (6, 6))} - {(0, 0)}
+    baseline = max(_agreement(y, other, earlier, last) for other in others)
+    return float(contrast), _agreement(y, grid, earlier, last) - baseline
+
+
+def _agreement(y: np.ndarray, grid: tuple, earlier: np.ndarray, last: np.ndarray) -> float:
+    """How much of the file an earlier save on `grid` with table `earlier` explains: the share of the
+    coefficients, nonzero in either, that quantizing the decoded luma `y` first that way and then with the
+    last table on the file's grid leaves as the file has them."""
+    d = dct_matrix()
+    top, left = grid
+    h, w = (y.shape[0] - top) // 8 * 8, (y.shape[1] - left) // 8 * 8
+    region = y[top : top + h, left : left + w]
+    blocks = region.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
+    steps = earlier.reshape(8, 8)
+    first = d.T @ (np.round(d @ blocks @ d.T / steps) * steps) @ d
+    first = (np.clip(np.round(first + 128), 0, 255) - 128).transpose(0, 2, 1, 3).reshape(h, w)
+
+    def quantized(plane):  # on the file's grid inside the region, with the last table
+        plane = plane[(8 - top) % 8 :, (8 - left) % 8 :]
+        hh, ww = plane.shape[0] // 8 * 8, plane.shape[1] // 8 * 8
+        b = plane[:hh, :ww].reshape(hh // 8, 8, ww // 8, 8).transpose(0, 2, 1, 3)
+        return np.round(d @ b @ d.T / last.reshape(8, 8))
+
+    again, file = quantized(first), quantized(region)
+    counted = (again != 0) | (file != 0)
+    return float((again == file)[counted].mean()) if counted.any() else 0.0
 
 
 def encode(image: Image.Image, quality: int, subsampling: str = "4:2:0", gray: bool = False,

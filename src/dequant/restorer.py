@@ -149,14 +149,14 @@ class Restorer:
         if not self.settings.consistent:
             return pixels, "cells not kept (--no-consistent)"
         if picture.jpeg_file is None:
-            return consistency.keep(picture.pixels, pixels), "no coefficients (not a JPEG file)"
+            return consistency.keep(picture.pixels, pixels)[0], "no coefficients (not a JPEG file)"
         try:
             coefficients = consistency.read(picture.jpeg_file)
-            return consistency.keep(picture.pixels, pixels, coefficients), "kept in the file's cells"
+            return consistency.keep(picture.pixels, pixels, coefficients)
         except consistency.CoefficientsError as error:
             name = picture.jpeg_file if isinstance(picture.jpeg_file, os.PathLike) else "input"
             print(f"dequant: {name}: {error}; restored without keeping to its quantization cells", file=sys.stderr)
-            return consistency.keep(picture.pixels, pixels), f"cells not kept ({error})"
+            return consistency.keep(picture.pixels, pixels)[0], f"cells not kept ({error})"
 
     def describe(self) -> str:
         """Where and how it runs, e.g. 'cpu (AMD EPYC, AVX2, no native bf16), fp32, onnxruntime'."""
