@@ -372,3 +372,16 @@ def test_distill_photo_like_counts_only_the_crops_that_look_like_photographs():
     picture = torch.from_numpy(np.asarray(photo(64, 64, seed=2), dtype=np.float32) / 255).permute(2, 0, 1)
     flat = torch.full_like(picture, 0.4)  # one colour: a screenshot's background
     assert train.photo_like_crops(torch.stack([picture, flat])).tolist() == [1.0, 0.0]
+
+
+def test_the_teacher_of_distill_is_the_named_file_else_the_init(tmp_path):
+    config = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}
+    files = {}
+    for name, seed in (("init", 0), ("teacher", 1)):
+        torch.manual_seed(seed)
+        files[name] = tmp_path / f"{name}.pt"
+        torch.save(archs.build("qunet", config).state_dict(), files[name])
+    for teacher, expected in (("", "init"), (str(files["teacher"]), "teacher")):
+        cfg = train.TrainConfig(arch="qunet", arch_config=config, init=str(files["init"]), teacher=teacher, distill=1.0)
+        taught = train.float_init(cfg, torch.device("cpu")).state_dict()
+        assert all(torch.equal(taught[name], tensor) for name, tensor in torch.load(files[expected]).items())

@@ -117,6 +117,9 @@ class TrainConfig:
     # and graphics too keeps its teacher's photographs (trained on everything alike it lost 0.02 dB on BSDS500-val
     # photos in 2000 steps) and learns the rest from the clean crops.
     distill_photo_like: bool = False
+    # The teacher of `distill`, a weight file; "" for the `init` network. Another teacher lets a run started from
+    # a content-trained network be pulled back to the shipped default's photographs.
+    teacher: str = ""
 
 
 def toml_value(text: str):
@@ -227,12 +230,12 @@ class ContentLoss(torch.nn.Module):
 
 
 def float_init(cfg: TrainConfig, device) -> torch.nn.Module:
-    """The `init` network as it is, in float and frozen: the teacher of `distill`. Read from the file, not copied
-    from the generator: a resumed run never loads `init` into its generator."""
-    if not cfg.init:
-        raise ValueError("distill learns from the init network: set init")
+    """The `teacher` (else the `init`) network as it is, in float and frozen: the teacher of `distill`. Read from
+    the file, not copied from the generator: a resumed run never loads `init` into its generator."""
+    if not (cfg.teacher or cfg.init):
+        raise ValueError("distill learns from a teacher: set teacher or init")
     teacher = archs.build(cfg.arch, cfg.arch_config).to(device)
-    checkpoints.load_init(teacher, Path(cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
+    checkpoints.load_init(teacher, Path(cfg.teacher or cfg.init), cfg.init_fresh, cfg.init_zero, cfg.init_widen)
     return teacher.eval().requires_grad_(False)
 
 
