@@ -153,12 +153,13 @@ def saved_twice(gray: bool, first: int = 10, last: int = 50, shift: int = 4) -> 
 
 
 @pytest.mark.parametrize("gray", [False, True])
-def test_an_earlier_harsher_save_on_another_grid_is_found_and_a_single_save_shows_none(gray):
-    twice, once = saved_twice(gray), jpeg_bytes(photo(96, 128, seed=1).convert("L" if gray else "RGB"), 50)
-    found = [consistency.saved_harsher_elsewhere(images.read(p).pixels, consistency.read(p)) for p in (twice, once)]
+@pytest.mark.parametrize("shift", [4, 0])
+def test_an_earlier_harsher_save_is_found_and_a_single_save_shows_none(gray, shift):
+    twice, once = saved_twice(gray, shift=shift), jpeg_bytes(photo(96, 128, seed=1).convert("L" if gray else "RGB"), 50)
+    found = [consistency.saved_harsher_before(images.read(p).pixels, consistency.read(p)) for p in (twice, once)]
     assert found == [True, False]
-    milder_before = saved_twice(gray, first=50, last=10)
-    assert not consistency.saved_harsher_elsewhere(images.read(milder_before).pixels, consistency.read(milder_before))
+    milder_before = saved_twice(gray, first=50, last=10, shift=shift)
+    assert not consistency.saved_harsher_before(images.read(milder_before).pixels, consistency.read(milder_before))
 
 
 def test_cells_are_not_kept_where_an_earlier_harsher_save_shows():
