@@ -140,13 +140,17 @@ def _central_crop(pixels: np.ndarray, side: int) -> np.ndarray:
     return pixels[top : top + side, left : left + side]
 
 
-def _block_dct(y: np.ndarray, top: int, left: int) -> np.ndarray:
-    """The low-frequency DCT coefficients (N, len(LOW)) of the 8x8 blocks of a grid starting at (top, left)."""
+def _blocks(y: np.ndarray, top: int, left: int) -> np.ndarray:
+    """The whole 8x8 blocks (rows, columns, 8, 8) of a grid starting at (top, left)."""
     y = y[top:, left:]
     h, w = (y.shape[0] // 8) * 8, (y.shape[1] // 8) * 8
-    blocks = y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
+    return y[:h, :w].reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
+
+
+def _block_dct(y: np.ndarray, top: int, left: int) -> np.ndarray:
+    """The low-frequency DCT coefficients (N, len(LOW)) of the 8x8 blocks of a grid starting at (top, left)."""
     d = dct_matrix()
-    return (d @ blocks @ d.T).reshape(-1, 64)[:, LOW]
+    return (d @ _blocks(y, top, left) @ d.T).reshape(-1, 64)[:, LOW]
 
 
 def _lattice_scores(coefficients: np.ndarray, steps: np.ndarray, noise: float, most: int | None = None,
@@ -206,19 +210,21 @@ ALIGNED_AGREEMENT = 0.9
 def saved_harsher_before(pixels: np.ndarray, luma_steps: np.ndarray) -> bool:
     """Whether decoded pixels show an earlier save, harsher than the last (whose luma table is `luma_steps`,
     8x8 natural order), on the file's block grid or another (see ALIGNED_AGREEMENT)."""
-    if _aligned_agreement(pixels, luma_steps) > ALIGNED_AGREEMENT:
+    y = _luma(_central_crop(pixels, 512))
+    if min(y.shape) < 16:
+        return False  # too small to measure anything
+    last = np.asarray(luma_steps, dtype=np.float64).reshape(64)
+    if _aligned_agreement(y, last) > ALIGNED_AGREEMENT:
         return True
-    contrast, margin = _elsewhere(pixels, luma_steps)
+    contrast, margin = _elsewhere(y, last)
     return contrast > ELSEWHERE_CONTRAST and margin > ELSEWHERE_MARGIN
 
 
-def _aligned_agreement(pixels: np.ndarray, luma_steps: np.ndarray) -> float:
+def _aligned_agreement(y: np.ndarray, last: np.ndarray) -> float:
     """The largest share of the file's low-frequency coefficients (nonzero in the file or in the trial) that a
-    coarser IJG table's quantization, then the last table's, gives as the file has them, on the file's grid."""
-    y = _luma(_central_crop(pixels, 512))
-    if min(y.shape) < 16:
-        return 0.0
-    last = np.asarray(luma_steps, dtype=np.float64).reshape(64)[LOW]
+    coarser IJG table's quantization, then the last table (64 steps), gives as the file has them, on the
+    file's grid of the decoded luma `y`."""
+    last = last[LOW]
     coefficients = _block_dct(y, 0, 0)
     file = np.round(coefficients / last)
     if np.count_nonzero(file) < 64:
@@ -231,22 +237,20 @@ def _aligned_agreement(pixels: np.ndarray, luma_steps: np.ndarray) -> float:
     return best
 
 
-def _elsewhere(pixels: np.ndarray, luma_steps: np.ndarray) -> tuple[float, float]:
-    """(contrast, margin) of the best earlier save on another grid; (0, 0) where none can be measured."""
-    y = _luma(_central_crop(pixels, 512))
-    if min(y.shape) < 16:
-        return 0.0, 0.0
-    last = np.asarray(luma_steps, dtype=np.float64).reshape(64)
+def _elsewhere(y: np.ndarray, last: np.ndarray) -> tuple[float, float]:
+    """(contrast, margin) of the best earlier save on another grid of the decoded luma `y`, the last table
+    having 64 steps `last`; (0, 0) where none can be measured."""
     noise = max(1.0, float(np.sqrt((last[LOW] ** 2).mean() / 12)))
     qualities = np.arange(1, 101)[::2]  # every other quality: the noise blurs their difference anyway
     coarser = (_all_luma_tables()[qualities - 1][:, LOW] >= COARSER * last[LOW]).all(axis=1)
     qualities = qualities[coarser]
     if len(qualities) == 0:
         return 0.0, 0.0
+    tables = _all_luma_tables()[qualities - 1][:, LOW]
     scores = {}
     for top in range(8):
         for left in range(8):
-            found = _lattice_scores(_block_dct(y, top, left), _all_luma_tables()[qualities - 1][:, LOW], noise, most=1024)
+            found = _lattice_scores(_block_dct(y, top, left), tables, noise, most=1024)
             if found is None:
                 return 0.0, 0.0  # flat: nothing to find
             scores[top, left] = found
@@ -268,16 +272,12 @@ def _agreement(y: np.ndarray, grid: tuple, earlier: np.ndarray, last: np.ndarray
     top, left = grid
     h, w = (y.shape[0] - top) // 8 * 8, (y.shape[1] - left) // 8 * 8
     region = y[top : top + h, left : left + w]
-    blocks = region.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3)
     steps = earlier.reshape(8, 8)
-    first = d.T @ (np.round(d @ blocks @ d.T / steps) * steps) @ d
+    first = d.T @ (np.round(d @ _blocks(region, 0, 0) @ d.T / steps) * steps) @ d
     first = (np.clip(np.round(first + 128), 0, 255) - 128).transpose(0, 2, 1, 3).reshape(h, w)
 
     def quantized(plane):  # on the file's grid inside the region, with the last table
-        plane = plane[(8 - top) % 8 :, (8 - left) % 8 :]
-        hh, ww = plane.shape[0] // 8 * 8, plane.shape[1] // 8 * 8
-        b = plane[:hh, :ww].reshape(hh // 8, 8, ww // 8, 8).transpose(0, 2, 1, 3)
-        return np.round(d @ b @ d.T / last.reshape(8, 8))
+        return np.round(d @ _blocks(plane, (8 - top) % 8, (8 - left) % 8) @ d.T / last.reshape(8, 8))
 
     again, file = quantized(first), quantized(region)
     counted = (again != 0) | (file != 0)
