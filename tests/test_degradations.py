@@ -79,8 +79,9 @@ def test_batches_are_a_function_of_seed_and_step():
     first, again = crops[3], crops[3]
     for a, b in zip(first, again):
         assert torch.equal(a, b)
-    compressed, clean, quality = first
+    compressed, clean, quality, taught = first
     assert compressed.shape == clean.shape == (12, 3, 48, 48) and quality.shape == (12,)
+    assert taught.tolist() == [1.0] * 12  # every crop learns from a teacher unless told otherwise
     assert not torch.equal(crops[4][0], compressed)
     other_seed = data.JpegCrops(images, crop=48, batch=12, seed=6, degradation=REAL_WORLD)[3][0]
     assert not torch.equal(other_seed, compressed)
@@ -128,8 +129,8 @@ def test_crops_carry_the_tables_when_asked():
     deg = degradations.Degradation(double_fraction=0.5, table_fraction=0.5)
     kwargs = dict(crop=32, batch=4, seed=3, degradation=deg)
     images = [CLEAN]
-    compressed, clean, tables = data.JpegCrops(images, condition_kind="tables", **kwargs)[5]
-    _, _, quality = data.JpegCrops(images, **kwargs)[5]
+    compressed, clean, tables, _ = data.JpegCrops(images, condition_kind="tables", **kwargs)[5]
+    _, _, quality, _ = data.JpegCrops(images, **kwargs)[5]
     assert tables.shape == (4, 128) and quality.shape == (4,)
     assert torch.equal(compressed, data.JpegCrops(images, **kwargs)[5][0])  # the same crops either way
     # The luma half of the features reads back the quality the scalar carries.
@@ -145,7 +146,7 @@ def test_resaves_of_a_jpeg_source_come_back_almost_unchanged():
     source = np.asarray(Image.open(io.BytesIO(jpeg.encode(smooth, 95))).convert("RGB"))
     deg = degradations.Degradation(resave_fraction=1.0, resave_quality_min=95)
     crops = data.JpegCrops([source], crop=48, batch=8, seed=1, degradation=deg)
-    compressed, clean, quality = crops[2]
+    compressed, clean, quality, _ = crops[2]
     assert compressed.shape == clean.shape == (8, 3, 48, 48) and set(quality.tolist()) == {95.0}
     assert all(torch.equal(a, b) for a, b in zip(crops[2], data.JpegCrops([source], crop=48, batch=8, seed=1,
                                                                             degradation=deg)[2]))

@@ -16,7 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from conftest import needs_feature_weights, photo
-from dequant import archs, checkpoints, train, weights
+from dequant import archs, checkpoints, data, degradations, train, weights
 from dequant.archs.discriminators import DISCRIMINATORS
 
 TINY_ARCH = {
@@ -368,10 +368,21 @@ def test_plot_curve_continues_a_run_with_a_stage_started_from_one_of_its_steps(t
     assert missing.returncode != 0 and "no validation at step 2500" in missing.stderr
 
 
-def test_distill_photo_like_counts_only_the_crops_that_look_like_photographs():
-    picture = torch.from_numpy(np.asarray(photo(64, 64, seed=2), dtype=np.float32) / 255).permute(2, 0, 1)
-    flat = torch.full_like(picture, 0.4)  # one colour: a screenshot's background
-    assert train.photo_like_crops(torch.stack([picture, flat])).tolist() == [1.0, 0.0]
+def test_distill_folders_pick_the_pictures_that_learn_from_the_teacher(tmp_path):
+    photos, content = tmp_path / "cid22", tmp_path / "more" / "content"
+    files = [photos / "a.png", photos / "b.png", content / "c.png"]
+    assert train.taught_pictures(files, [photos, content], ("cid22",)) == [True, True, False]
+    assert train.taught_pictures(files, [photos, content], ()) == [True, True, True]
+    assert train.taught_pictures(files, [photos, content], ("train",)) == [False, False, False]
+
+
+def test_crops_say_which_pictures_learn_from_the_teacher():
+    images = [np.asarray(photo(64, 64, seed=1)), np.full((64, 64, 3), 90, dtype=np.uint8)]
+    crops = data.JpegCrops(images, crop=32, batch=16, seed=0, degradation=degradations.Degradation(),
+                           taught=[True, False])
+    compressed, _, _, taught = crops[0]
+    flat = (compressed.amax(dim=(1, 2, 3)) - compressed.amin(dim=(1, 2, 3))) < 0.05  # crops of the one-colour picture
+    assert 0 < flat.sum() < 16 and taught.tolist() == (~flat).float().tolist()
 
 
 def test_the_teacher_of_distill_is_the_named_file_else_the_init(tmp_path):

@@ -41,16 +41,6 @@ def content_features(pixels: np.ndarray) -> np.ndarray:
     return np.float32(shares)
 
 
-# Below this share of flat blocks a decoded picture reads as a photograph: on val, BSDS500 photos saved at
-# 30-95 had at most 0.34 of their blocks flat and documentation screenshots at least 0.28 (at 10 photos reach 0.69).
-PHOTO_FLAT_SHARE = 0.2
-
-
-def photo_like(pixels: np.ndarray) -> bool:
-    """Whether the decoded picture (or crop) looks like a photograph rather than a screenshot or graphic."""
-    return bool(content_features(pixels)[0] < PHOTO_FLAT_SHARE)
-
-
 def of(kind: str, quality: float, tables: tuple | None, gray: bool, pixels: np.ndarray | None = None) -> np.ndarray:
     """The condition of one picture: float32, shape () for a quality, (128,) for tables, (131,) for
     tables+content (which needs the decoded `pixels`: the whole picture, even where it is restored in tiles).

@@ -25,10 +25,9 @@ def find_images(folders) -> list[Path]:
     return sorted(files)
 
 
-def load_rgb(files, min_size: int = 0) -> list[np.ndarray]:
-    """Decode images to HxWx3 uint8 arrays, dropping any smaller than `min_size`."""
-    images = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-    return [im for im in images if min(im.shape[:2]) >= min_size]
+def load_rgb(files) -> list[np.ndarray]:
+    """Decode images to HxWx3 uint8 arrays."""
+    return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
@@ -37,17 +36,19 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 class JpegCrops(torch.utils.data.Dataset):
-    """Item `step` is the whole batch for that step: (compressed, clean, condition), the condition being what
-    a generator whose contract names `condition_kind` is told about each file (dequant.condition).
+    """Item `step` is the whole batch for that step: (compressed, clean, condition, taught), the condition being
+    what a generator whose contract names `condition_kind` is told about each file (dequant.condition), taught
+    1 for the crops of pictures whose `taught` flag is set (those that learn from a teacher; all by default).
 
     Each distributed rank draws its own crops; rank 0's are those of a single process.
     """
 
     def __init__(self, images, *, crop: int, batch: int, seed: int, degradation: degradations.Degradation,
-                 rank: int = 0, condition_kind: str = "quality"):
+                 rank: int = 0, condition_kind: str = "quality", taught: list[bool] | None = None):
         assert crop % 16 == 0, "crops start on the JPEG grid and cover whole 16x16 macroblocks"
         self.images, self.crop, self.batch, self.seed, self.deg = images, crop, batch, seed, degradation
         self.rank, self.condition_kind = rank, condition_kind
+        self.taught = [True] * len(images) if taught is None else taught
 
     def __len__(self) -> int:
         return 2**62
@@ -55,12 +56,13 @@ class JpegCrops(torch.utils.data.Dataset):
     def __getitem__(self, step: int):
         rng = np.random.default_rng([self.seed, step] + ([self.rank] if self.rank else []))
         pairs = [self._sample(rng) for _ in range(self.batch)]
-        compressed, clean, told = zip(*pairs)
-        return torch.stack(compressed), torch.stack(clean), torch.tensor(np.array(told), dtype=torch.float32)
+        compressed, clean, told, taught = zip(*pairs)
+        return (torch.stack(compressed), torch.stack(clean), torch.tensor(np.array(told), dtype=torch.float32),
+                torch.tensor(taught, dtype=torch.float32))
 
     def _sample(self, rng: np.random.Generator):
-        image = self.images[rng.integers(len(self.images))]
-        recipe, clean = self.deg.sample(rng, image, self.crop)
+        index = rng.integers(len(self.images))
+        recipe, clean = self.deg.sample(rng, self.images[index], self.crop)
         compressed, target, quality = degradations.apply(recipe, clean, self.crop)
         told = condition.of(self.condition_kind, quality, recipe.last.tables, recipe.gray, compressed)
-        return to_tensor(compressed), to_tensor(target), told
+        return to_tensor(compressed), to_tensor(target), told, float(self.taught[index])
