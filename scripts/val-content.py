@@ -3,7 +3,7 @@
 Kinds: photos (BSDS500-val), re-saved photos (BSDS500-val saved at 30, scaled 3/4, cropped off the grid, saved
 again), screenshots (Chromium renderings of held-out documentation pages, and generated UI and terminal
 pictures), text (generated pages and scans), graphics (generated charts, line art, flat graphics, dithering,
-pixel art) and CID22's validation split (photos and some graphics). Each is saved at every quality and
+pixel art), pixel art (a set of its own) and CID22's validation split (photos and some graphics). Each is saved at every quality and
 restored once; the network's output is scored as it is ("raw"), with uniform areas as decoded and kept in
 the file's cells ("cells", dequant.consistency), and as `dequant restore` returns it by default ("default").
 
@@ -50,6 +50,7 @@ def val_sets(root: Path, bsds: Path, per_set: int) -> dict[str, list[tuple[str, 
         chosen = [f for f in generated if f.stem.split("-")[-1] in members]
         sets.setdefault(kind, [])
         sets[kind] += [(n, c, False) for n, c in load(chosen[:per_set])]
+    sets["pixel art"] = [(n, c, False) for n, c in load(data.find_images([root / "val" / "pixelart"])[:per_set])]
     sets["cid22"] = [(n, c, False) for n, c in load(data.find_images([root / "val" / "cid22"])[:per_set])]
     return {kind: members for kind, members in sets.items() if members}
 
