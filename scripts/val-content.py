@@ -7,7 +7,7 @@ pixel art), pixel art (a set of its own) and CID22's validation split (photos an
 restored once; the network's output is scored as it is ("raw"), with uniform areas as decoded and kept in
 the file's cells ("cells", dequant.consistency), and as `dequant restore` returns it by default ("default").
 
-    python scripts/val-content.py --data ~/.cache/dequant/data [--model NAME] [--qualities 10,50,90] [--json out.json]
+    python scripts/val-content.py --data ~/.cache/dequant/data [--model NAME] [--qualities 10,50,90] [--kinds "pixel art"] [--json out.json]
     python scripts/val-content.py --table out.json [--output default]      # the README's table from a run
 
 Build the pictures first with scripts/training-pictures.py (--screenshots for the real screenshots).
@@ -90,6 +90,7 @@ def main():
     parser.add_argument("--bsds", type=Path, default=Path("../shared/datasets/val/BSDS500-val"))
     parser.add_argument("--model", default=None)
     parser.add_argument("--per-set", type=int, default=12, help="pictures of each kind")
+    parser.add_argument("--kinds", default=None, help="only these kinds, e.g. 'pixel art,screenshots'")
     parser.add_argument("--qualities", default=None, help="default: 10 to 95 in steps of 5")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--table", type=Path, default=None, help="print the Markdown table of a --json run and stop")
@@ -104,6 +105,8 @@ def main():
     default = Restorer(generator, Settings(precision=args.precision, tile=0))
     qualities = [int(q) for q in args.qualities.split(",")] if args.qualities else list(range(10, 96, 5))
     sets = val_sets(args.data, args.bsds, args.per_set)
+    if args.kinds:
+        sets = {kind: members for kind, members in sets.items() if kind in args.kinds.split(",")}
     print(f"{name}, {restorer.describe()}; " + ", ".join(f"{k} {len(v)}" for k, v in sets.items()), flush=True)
     results = []
     for kind, members in sets.items():
