@@ -246,7 +246,7 @@ def taught_pictures(files, data_dirs, names) -> list[bool]:
     """For each training file, whether its crops learn from the teacher: it lies under one of the --data
     folders whose name is in `names` (every file when `names` is empty)."""
     folders = [Path(d).resolve() for d in data_dirs if not names or Path(d).resolve().name in names]
-    return [any(Path(f).resolve().is_relative_to(folder) for folder in folders) for f in files]
+    return [any(path.is_relative_to(folder) for folder in folders) for path in map(Path.resolve, map(Path, files))]
 
 
 def generate(generator, compressed, quality, clean):
@@ -418,14 +418,14 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         disc = DistributedDataParallel(disc) if disc is not None else None
 
     files = data.find_images(data_dirs)
-    pictures = data.load_rgb(files)
-    large = [min(p.shape[:2]) >= cfg.crop for p in pictures]
-    images = [p for p, keep in zip(pictures, large) if keep]
-    if not images:
+    large_enough = [(picture, learns) for picture, learns in
+                    zip(data.load_rgb(files), taught_pictures(files, data_dirs, cfg.distill_folders))
+                    if min(picture.shape[:2]) >= cfg.crop]
+    if not large_enough:
         raise ValueError(f"no training images of at least {cfg.crop}x{cfg.crop} pixels in {', '.join(map(str, data_dirs))}")
-    taught = [t for t, keep in zip(taught_pictures(files, data_dirs, cfg.distill_folders), large) if keep]
+    images, learns_from_teacher = (list(column) for column in zip(*large_enough))
     crops = data.JpegCrops(images, crop=cfg.crop, batch=cfg.batch, seed=cfg.seed, degradation=cfg.degradation, rank=rank,
-                           condition_kind=unwrap(generator).contract.condition, taught=taught)
+                           condition_kind=unwrap(generator).contract.condition, taught=learns_from_teacher)
     batches = iter(torch.utils.data.DataLoader(crops, batch_size=None, sampler=range(step, cfg.steps),
                                                num_workers=cfg.workers))
     val_pairs = validation_set(val_dirs, cfg) if main_process else []
