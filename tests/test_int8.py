@@ -76,6 +76,23 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     assert float(model.down1.output.high) > float(model.down1.output.low)  # the ranges came with the weights
 
 
+def test_calibration_reads_each_folder_once_one_picture_at_a_time_and_large_ones_at_their_centre(tmp_path):
+    from conftest import photo
+    from dequant import train
+
+    (tmp_path / "a").mkdir()
+    photo(600, 700, seed=0).save(tmp_path / "a" / "0.png")
+    photo(64, 80, seed=1).save(tmp_path / "a" / "1.png")
+    photo(64, 64, seed=2).save(tmp_path / "a" / "2.png")  # beyond int8_calibration
+    cfg = train.load_config(None, ["int8_calibration=2", "val_qualities=[50]"])
+    pairs = train.calibration_pairs([tmp_path / "a", tmp_path / "a"], cfg)
+    assert not isinstance(pairs, list)  # a stream: whole pictures under every recipe at once filled 19 GB
+    shapes = [tuple(pair.compressed.shape[-2:]) for pair in pairs]
+    recipes = len(train.degradations.validation_recipes([50], real_world=cfg.degradation.real_world))
+    assert len(shapes) == 2 * recipes  # the folder named twice counts once
+    assert (512, 512) in shapes and (64, 80) in shapes
+
+
 @pytest.mark.parametrize("quantized", [False, True])
 def test_distill_learns_what_the_float_init_network_computes(tmp_path, quantized):
     """With distill, the loss holds the MSE against the init network's own output: nothing for the float

@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +272,14 @@ class ValPair:
         return condition.batch(condition.of(model.contract.condition, self.quality, self.tables, self.gray, pixels)).to(device)
 
 
+def recipe_pairs(clean: np.ndarray, recipes, label: str = ""):
+    """`clean` under each (kind, recipe), one ValPair at a time."""
+    for kind, recipe in recipes:
+        compressed, target, quality = degradations.apply(recipe, clean)
+        yield ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality, label + kind,
+                      recipe.last.tables, recipe.gray)
+
+
 def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
     """The first val_images images of each --val folder, each under every validation recipe. With several
     folders (photos, non-photo content) each kind of recipe is reported per folder, e.g. `content:single`."""
@@ -280,11 +288,24 @@ def validation_set(folders, cfg: TrainConfig) -> list[ValPair]:
     for folder in folders:
         label = f"{Path(folder).name}:" if len(folders) > 1 else ""
         for clean in data.load_rgb(data.find_images([folder])[: cfg.val_images]):
-            for kind, recipe in recipes:
-                compressed, target, quality = degradations.apply(recipe, clean)
-                pairs.append(ValPair(data.to_tensor(compressed)[None], data.to_tensor(target)[None], quality,
-                                     label + kind, recipe.last.tables, recipe.gray))
+            pairs += recipe_pairs(clean, recipes, label)
     return pairs
+
+
+CALIBRATION_SIDE = 512  # larger pictures are calibrated on their central square
+
+
+def calibration_pairs(folders, cfg: TrainConfig):
+    """What int8 ranges are calibrated on (dequant.int8.calibrate): the first int8_calibration pictures of each
+    distinct --data folder, under every val recipe, yielded one at a time. Whole 2K photos and screenshots
+    under every recipe, held at once, filled 19 GB; a 512 x 512 centre still holds the outliers that
+    128-pixel training crops miss."""
+    recipes = degradations.validation_recipes(cfg.val_qualities, real_world=cfg.degradation.real_world)
+    for folder in dict.fromkeys(folders):  # a folder named twice (weighted) is calibrated on once
+        for file in data.find_images([folder])[: cfg.int8_calibration]:
+            clean = data.load_rgb([file])[0]
+            top, left = (max(0, (length - CALIBRATION_SIDE) // 2) for length in clean.shape[:2])
+            yield from recipe_pairs(clean[top : top + CALIBRATION_SIDE, left : left + CALIBRATION_SIDE], recipes)
 
 
 @dataclass
@@ -394,8 +415,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
     if cfg.int8:  # after init: the float weights it starts from; before resume: the checkpoint has the ranges
         int8.prepare(generator, cfg.int8_keep_float, momentum=0.0 if cfg.int8_calibration else 0.01, clip=cfg.int8_clip)
         if cfg.int8_calibration and not resuming:
-            pictures = validation_set(data_dirs, replace(cfg, val_images=cfg.int8_calibration))
-            int8.calibrate(generator, [(p.compressed.to(device), p.condition(generator, device)) for p in pictures])
+            int8.calibrate(generator, ((p.compressed.to(device), p.condition(generator, device))
+                                       for p in calibration_pairs(data_dirs, cfg)))
     g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
