@@ -94,11 +94,11 @@ def test_calibration_reads_each_folder_once_one_picture_at_a_time_and_large_ones
 
 
 @pytest.mark.parametrize("quantized", [False, True])
-def test_distill_learns_what_the_float_init_network_computes(tmp_path, quantized):
+def test_distill_learns_what_the_float_init_network_computes(tmp_path, monkeypatch, quantized):
     """With distill, the loss holds the MSE against the init network's own output: nothing for the float
     network at its first step (it is its teacher), the rounding's cost for the int8 one."""
     from conftest import photo
-    from dequant import train, weights
+    from dequant import runtime, train, weights
 
     for split in ("train", "val"):
         (tmp_path / split).mkdir()
@@ -110,9 +110,14 @@ def test_distill_learns_what_the_float_init_network_computes(tmp_path, quantized
                                    f'init="{tmp_path / "float.safetensors"}"', "steps=1", "batch=2", "crop=48",
                                    "val_images=1", "val_every=1", "log_every=1", "l1=0", "distill=1.0"])
     lines = []
+    monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda: True)  # where auto trains floats in bf16
     train.train(cfg, [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run", False, "test", log=lines.append)
     distill = float(next(line for line in lines if line.startswith("step 1/")).split("distill ")[1].split()[0])
     assert (distill > 0) if quantized else distill == 0
+    computing = next(line for line in lines if line.startswith("precision ")).split()[1]
+    assert computing == ("fp32" if quantized else "bf16")  # bf16 would blur the 256 levels int8 rounds to
+    with pytest.raises(ValueError, match="int8 = true trains in fp32"):
+        train.load_config(None, ["int8=true", "precision=bf16"])
 
 
 TINY = {"widths": [8, 8, 8], "blocks": [1, 1, 1], "cond_dim": 8}

@@ -188,6 +188,8 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
                             ("precision", ("auto", *runtime.FLOATS))):
         if getattr(cfg, choice) not in allowed:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
+    if cfg.int8 and cfg.precision not in ("auto", "fp32"):
+        raise ValueError("int8 = true trains in fp32: its 256 levels are emulated on exact values, which bf16 or fp16 would blur")
     if cfg.arch not in archs.ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
     return cfg
@@ -460,7 +462,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
         f"{torch.get_num_threads()} thread(s) each")
 
-    computing, _ = runtime.precision_for(cfg.precision, device)
+    computing, _ = runtime.precision_for("fp32" if cfg.int8 else cfg.precision, device)  # int8: see load_config
     warning = runtime.check_precision(computing, device)
     stretches.append({"step": step, "precision": computing, "machine": runtime.describe(device, computing)})
     say(f"precision {computing} from step {step} on {runtime.describe(device, computing)}"
