@@ -147,7 +147,7 @@ def test_output_with_an_image_extension_dequant_cannot_write_is_a_usage_error(cl
 def test_models_table_fits_80_columns_and_long_has_the_descriptions():
     env = {"COLUMNS": "80", "TERM": "dumb"}
     table = run_dequant("models", env=env).stdout.decode()
-    assert "dequant-long (default)" in table and "27.43" in table
+    assert "dequant-content" in table and "(default)" in table and "27.43" in table
     assert max(len(line) for line in table.splitlines()) <= 80
     long = run_dequant("models", "--long", env=env).stdout.decode()
     assert "Compact quality-conditioned U-Net" in long and "bundled" in long

@@ -82,7 +82,7 @@ def test_backend_refuses_half_precision_and_unknown_names(cli, tmp_path):
     assert code == 2 and "--backend" in err
 
 
-@pytest.mark.parametrize("model", ["dequant-real", "dequant-long"])  # told the quality; told the tables
+@pytest.mark.parametrize("model", ["dequant-real", "dequant-long", "dequant-content"])  # told the quality; the tables; and the content
 def test_readme_snippet_restores_a_jpeg_without_dequant(cli, tmp_path, model):
     text = README.read_text()
     snippet = re.search(r"<!-- onnx-snippet.*?-->\n```python\n(.*?)```", text, re.S).group(1)

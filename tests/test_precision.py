@@ -83,7 +83,7 @@ def test_verbose_says_device_precision_and_per_file_quality_strength_tile_time(c
         (tmp_path / "in" / name).write_bytes(jpeg_bytes(photo(48, 64), quality))
     code, _, err = cli("restore", tmp_path / "in", "-o", tmp_path / "out", "--verbose", "--precision", "fp32")
     assert code == 0, err
-    assert "model dequant-long on cpu (" in err and "), fp32" in err
+    assert "model dequant-content on cpu (" in err and "), fp32" in err
     lines = [line for line in err.splitlines() if ".jpg:" in line]
     assert len(lines) == 2
     assert "a.jpg: quality read 20, strength 20, tile " in lines[0] and lines[0].endswith(" s")
