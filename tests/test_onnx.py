@@ -40,15 +40,18 @@ def test_every_model_exports_and_matches_torch_at_any_size(cli, tmp_path, name):
     for shape in ((1, 3, 37, 53), (2, 3, 50, 29)):  # not multiples of 16, batch 1 and 2
         image = torch.rand(*shape)
         quality = torch.tensor([20.0, 60.0])[: shape[0]]
-        if "tables" in inputs:  # a table-conditioned model is told IJG's tables at those qualities
-            quality = torch.from_numpy(np.stack([condition.of("tables", q, None, gray=False) for q in quality]))
+        if "tables" in inputs:  # a table-conditioned model is told IJG's tables at those qualities (and the content)
+            quality = torch.from_numpy(np.stack([condition.of(generator.contract.condition, float(q), None, False,
+                                                              picture.permute(1, 2, 0).numpy())
+                                                 for q, picture in zip(quality, image)]))
         feed = {"image": image.numpy(), **{name: quality.numpy() for name in ("quality", "tables") if name in inputs}}
         got = session.run(["restored"], feed)[0]
         with torch.no_grad():
             expected = generator.eval()(image, quality).clamp(0, 1).numpy()
         # An int8 graph: onnxruntime's integer arithmetic rounds a level differently here and there (torch's
-        # fake quantization computes in float).
-        tolerance = 3 / 255 if generator.contract.precisions == ("int8",) else 1e-4
+        # fake quantization computes in float), and on noise the flips add up to a few output levels: up to
+        # 4/255 measured for dequant-content-int8, whose output levels are 0.67/255 apart.
+        tolerance = 5 / 255 if generator.contract.precisions == ("int8",) else 1e-4
         assert got.shape == shape and np.abs(got - expected).max() < tolerance
 
 
