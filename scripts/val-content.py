@@ -31,15 +31,10 @@ KINDS_OF_CONTENT = {"screenshots": ("ui", "terminal"), "text": ("text", "scan"),
                     "graphics": ("chart", "lineart", "flat", "dither", "pixelart")}
 
 
-def central(pixels: np.ndarray) -> np.ndarray:
-    top, left = max(0, (pixels.shape[0] - SIDE) // 2), max(0, (pixels.shape[1] - SIDE) // 2)
-    return np.ascontiguousarray(pixels[top : top + SIDE, left : left + SIDE])
-
-
 def val_sets(root: Path, bsds: Path, per_set: int) -> dict[str, list[tuple[str, np.ndarray, bool]]]:
     """kind -> [(name, clean HxWx3 uint8, re-saved?)]."""
     def load(files):
-        return [(f.name, central(np.asarray(Image.open(f).convert("RGB")))) for f in files]
+        return [(f.name, data.central(np.asarray(Image.open(f).convert("RGB")), SIDE)) for f in files]
 
     photos = data.find_images([bsds])
     generated = data.find_images([root / "val" / "content"])

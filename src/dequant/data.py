@@ -30,6 +30,12 @@ def load_rgb(files) -> list[np.ndarray]:
     return [np.asarray(Image.open(f).convert("RGB")) for f in files]
 
 
+def central(pixels: np.ndarray, side: int) -> np.ndarray:
+    """The central side x side square of HxW(xC) pixels (all of a side no longer)."""
+    top, left = (max(0, (length - side) // 2) for length in pixels.shape[:2])
+    return np.ascontiguousarray(pixels[top : top + side, left : left + side])
+
+
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """HxWxC uint8 -> CxHxW float in [0, 1]."""
     return torch.from_numpy(np.array(pixels)).permute(2, 0, 1).float() / 255

@@ -190,6 +190,8 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
             raise ValueError(f"setting {choice} takes one of {', '.join(allowed)}")
     if cfg.int8 and cfg.precision not in ("auto", "fp32"):
         raise ValueError("int8 = true trains in fp32: its 256 levels are emulated on exact values, which bf16 or fp16 would blur")
+    if cfg.int8:
+        cfg.precision = "fp32"  # what auto means for int8
     if cfg.arch not in archs.ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
     return cfg
@@ -305,9 +307,7 @@ def calibration_pairs(folders, cfg: TrainConfig):
     recipes = degradations.validation_recipes(cfg.val_qualities, real_world=cfg.degradation.real_world)
     for folder in dict.fromkeys(folders):  # a folder named twice (weighted) is calibrated on once
         for file in data.find_images([folder])[: cfg.int8_calibration]:
-            clean = data.load_rgb([file])[0]
-            top, left = (max(0, (length - CALIBRATION_SIDE) // 2) for length in clean.shape[:2])
-            yield from recipe_pairs(clean[top : top + CALIBRATION_SIDE, left : left + CALIBRATION_SIDE], recipes)
+            yield from recipe_pairs(data.central(data.load_rgb([file])[0], CALIBRATION_SIDE), recipes)
 
 
 @dataclass
@@ -462,7 +462,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         f"{sum(p.numel() for p in generator.parameters()):,} parameters, {world} process(es) on {device}, "
         f"{torch.get_num_threads()} thread(s) each")
 
-    computing, _ = runtime.precision_for("fp32" if cfg.int8 else cfg.precision, device)  # int8: see load_config
+    computing, _ = runtime.precision_for(cfg.precision, device)
     warning = runtime.check_precision(computing, device)
     stretches.append({"step": step, "precision": computing, "machine": runtime.describe(device, computing)})
     say(f"precision {computing} from step {step} on {runtime.describe(device, computing)}"
