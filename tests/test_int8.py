@@ -1,5 +1,7 @@
 """int8: fake quantization in torch computes what onnxruntime's int8 kernels compute from the exported graph."""
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -52,10 +54,10 @@ def test_convolutions_kept_in_float_are_left_alone():
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.enc1.blocks[0].merge, int8.QuantAdd)
 
 
-@pytest.mark.parametrize("calibration", [0, 1])
-def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path, calibration):
+@pytest.mark.parametrize("calibration, range_lr", [(0, 0.0), (1, 0.0), (1, 0.01)])
+def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_model(tmp_path, calibration, range_lr):
     """train --set int8=true starts from float weights, trains with the rounding (ranges moving with the
-    batches, or calibrated on whole pictures first and fixed), and its exported file rebuilds the int8 model
+    batches, or calibrated on whole pictures first, then fixed or learned), and its exported file rebuilds the int8 model
     (ranges included) by itself."""
     from conftest import photo
     from dequant import loading, train, weights
@@ -69,11 +71,36 @@ def test_quantization_aware_training_exports_weights_that_rebuild_their_int8_mod
     cfg = train.load_config(None, ['arch_config={widths=[8, 8, 8], blocks=[1, 1, 1], cond_dim=8}', "int8=true",
                                    'int8_keep_float=["tail.0"]', f'init="{tmp_path / "float.safetensors"}"',
                                    "steps=2", "batch=2", "crop=48", "val_images=1", "val_every=2", "checkpoint_every=2",
-                                   f"int8_calibration={calibration}", "int8_clip=1e-3"])
+                                   f"int8_calibration={calibration}", "int8_clip=1e-3", f"int8_range_lr={range_lr}"])
     exported = train.train(cfg, [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run", False, "test", log=lambda _: None)
     model = loading.load_file_model(exported)
     assert isinstance(model.down1, int8.QuantConv) and isinstance(model.tail[0], torch.nn.Conv2d)
     assert float(model.down1.output.high) > float(model.down1.output.low)  # the ranges came with the weights
+    if range_lr:  # learned ends resume as they were left, optimizer state and all
+        resumed = train.train(dataclasses.replace(cfg, steps=3), [tmp_path / "train"], [tmp_path / "val"], tmp_path / "run",
+                              True, "test", log=lambda _: None)
+        assert float(loading.load_file_model(resumed).down1.output.high) != float(model.down1.output.high)
+
+
+def test_a_learned_range_rounds_as_the_runtime_will_and_its_ends_learn():
+    """In training a learned range's levels are those the export (and onnxruntime) computes, and the loss reaches
+    both ends: clipped values pull an end out, the rounding of the rest pulls on the step."""
+    torch.manual_seed(0)
+    x = torch.cat([torch.randn(4000), torch.tensor([9.0, -7.0])])
+    value_range = int8.Range(momentum=None)
+    value_range.train()
+    value_range(x, True)
+    value_range.low.data.fill_(-2.0), value_range.high.data.fill_(3.0)  # narrower than the values: some clipped
+    value_range.learn()
+    learned = value_range(x, True)
+    ((learned - x) ** 2).mean().backward()
+    assert value_range.low.grad > 0 > value_range.high.grad  # descending widens the range towards -7 and 9
+    value_range.eval()
+    with torch.no_grad():
+        assert torch.allclose(value_range(x, False), learned.detach(), atol=1e-6)
+    with pytest.raises(ValueError, match="int8_calibration"):
+        from dequant import train
+        train.load_config(None, ["int8=true", "int8_range_lr=0.01"])
 
 
 def test_calibration_reads_each_folder_once_one_picture_at_a_time_and_large_ones_at_their_centre(tmp_path):

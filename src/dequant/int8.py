@@ -60,13 +60,37 @@ class Range(nn.Module):
             self.low.lerp_(low, self.momentum)
             self.high.lerp_(high, self.momentum)
 
+    def learn(self) -> None:
+        """Makes the ends trainable (a calibrated range's start): the loss then moves each end, trading the values
+        clipped at it against the coarser levels of every other value (learned step size, Esser et al. 2020)."""
+        for name in ("low", "high"):
+            end = getattr(self, name).detach().clone()
+            delattr(self, name)
+            self.register_parameter(name, nn.Parameter(end))
+
     def forward(self, x: torch.Tensor, observing: bool) -> torch.Tensor:
         """`x` rounded to the range's 256 levels (the gradient passes the rounding straight through)."""
+        if isinstance(self.high, nn.Parameter) and self.training:
+            return self.rounded_learning(x)
         if observing and self.momentum != 0:
             self.observe(x)
         low, high = min(float(self.low), 0.0), max(float(self.high), 0.0)
         scale = max(high - low, 1e-8) / 255
         return torch.fake_quantize_per_tensor_affine(x, scale, int(round(-low / scale)), 0, 255)
+
+    def rounded_learning(self, x: torch.Tensor) -> torch.Tensor:
+        """The same rounding, differentiable in the ends too: inside the range a value's rounding error, at a
+        clipped value its distance to the end, flow back to the step (the straight-through gradient of each round)."""
+        low, high = self.low.clamp(max=0.0), self.high.clamp(min=0.0)
+        scale = (high - low).clamp_min(1e-8) / 255
+        zero = straight_round(-low / scale).clamp(0, 255)
+        levels = (straight_round(x / scale) + zero).clamp(0, 255)
+        return (levels - zero) * scale
+
+
+def straight_round(x: torch.Tensor) -> torch.Tensor:
+    """round(x) whose gradient is 1, as if it were not rounded."""
+    return x + (torch.round(x) - x).detach()
 
 
 class QuantConv(nn.Module):
@@ -143,6 +167,15 @@ def calibrate(model: nn.Module, inputs) -> None:
     model.train(was_training)
     for value_range in ranges:
         value_range.momentum = 0.0
+
+
+def learn_ranges(model: nn.Module) -> list[nn.Parameter]:
+    """Makes every range of a calibrated `model` trainable; returns their ends (an optimizer group of their own:
+    ends of 0.1-10 move by a larger step than weights do)."""
+    ranges = [module for module in model.modules() if isinstance(module, Range)]
+    for value_range in ranges:
+        value_range.learn()
+    return [end for value_range in ranges for end in (value_range.low, value_range.high)]
 
 
 def is_quantized(model: nn.Module) -> bool:

@@ -110,6 +110,8 @@ class TrainConfig:
     # Whole training pictures (the first N, under every validation recipe) whose widest clipped ranges are fixed
     # before training (dequant.int8.calibrate); 0: the ranges follow a moving average of the batches' instead.
     int8_calibration: int = 0
+    # Peak learning rate of the calibrated ranges' ends, trained with the weights (dequant.int8.learn_ranges); 0: fixed.
+    int8_range_lr: float = 0.0
     # Weight of the MSE against the float `init` network's output (its teacher): an int8 twin learns to compute
     # what its float model computes, a nearer and less noisy target than the clean crop.
     distill: float = 0.0
@@ -192,6 +194,8 @@ def load_config(path: Path | None, overrides: list[str]) -> TrainConfig:
         raise ValueError("int8 = true trains in fp32: its 256 levels are emulated on exact values, which bf16 or fp16 would blur")
     if cfg.int8:
         cfg.precision = "fp32"  # what auto means for int8
+    if cfg.int8_range_lr and not (cfg.int8 and cfg.int8_calibration):
+        raise ValueError("int8_range_lr trains calibrated ranges: it needs int8 = true and int8_calibration")
     if cfg.arch not in archs.ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (known: {', '.join(sorted(archs.ARCHS))})")
     return cfg
@@ -419,7 +423,10 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         if cfg.int8_calibration and not resuming:
             int8.calibrate(generator, ((p.compressed.to(device), p.condition(generator, device))
                                        for p in calibration_pairs(data_dirs, cfg)))
-    g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=cfg.betas)
+    ends = int8.learn_ranges(generator) if cfg.int8 and cfg.int8_range_lr else []
+    layers = [p for p in generator.parameters() if all(p is not end for end in ends)]
+    g_opt = torch.optim.Adam([{"params": layers, "peak": cfg.lr}]
+                             + ([{"params": ends, "peak": cfg.int8_range_lr}] if ends else []), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
     disc = DISCRIMINATORS[cfg.discriminator](**cfg.discriminator_config).to(device) if use_gan else None
     d_opt = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=cfg.betas) if use_gan else None
@@ -479,7 +486,7 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
         compressed, clean, quality, from_teacher = (t.to(device) for t in next(batches))  # quality: or the tables' features
         for opt, peak in ((g_opt, cfg.lr), (d_opt, cfg.d_lr)):
             for group in (opt.param_groups if opt else []):
-                group["lr"] = learning_rate(cfg, step, peak)
+                group["lr"] = learning_rate(cfg, step, group.get("peak", peak))
         with autocast():
             restored, own_terms = generate(generator, compressed, quality, clean)
         restored = restored.float()  # losses are reduced in fp32 whatever the forward pass ran in
