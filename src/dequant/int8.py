@@ -170,9 +170,11 @@ def calibrate(model: nn.Module, inputs) -> None:
 
 
 def learn_ranges(model: nn.Module) -> list[nn.Parameter]:
-    """Makes every range of a calibrated `model` trainable; returns their ends (an optimizer group of their own:
-    ends of 0.1-10 move by a larger step than weights do)."""
-    ranges = [module for module in model.modules() if isinstance(module, Range)]
+    """Makes every range of a calibrated `model` that rounds something trainable (not the input ranges of
+    convolutions that read rounded values: never observed, infinite); returns their ends (an optimizer group of
+    their own: ends of 0.1-10 move by a larger step than weights do)."""
+    unread = {id(conv.input) for conv in model.modules() if isinstance(conv, QuantConv) and conv.input_on_levels}
+    ranges = [module for module in model.modules() if isinstance(module, Range) and id(module) not in unread]
     for value_range in ranges:
         value_range.learn()
     return [end for value_range in ranges for end in (value_range.low, value_range.high)]
