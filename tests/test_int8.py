@@ -118,6 +118,10 @@ def test_calibration_reads_each_folder_once_one_picture_at_a_time_and_large_ones
     recipes = len(train.degradations.validation_recipes([50], real_world=cfg.degradation.real_world))
     assert len(shapes) == 2 * recipes  # the folder named twice counts once
     assert (512, 512) in shapes and (64, 80) in shapes
+    (tmp_path / "b").mkdir()
+    photo(64, 64, seed=3).save(tmp_path / "b" / "0.png")
+    only_b = train.load_config(None, ["int8_calibration=2", "val_qualities=[50]", 'int8_calibration_folders=["b"]'])
+    assert len(list(train.calibration_pairs([tmp_path / "a", tmp_path / "b"], only_b))) == recipes
 
 
 @pytest.mark.parametrize("quantized", [False, True])

@@ -110,6 +110,10 @@ class TrainConfig:
     # Whole training pictures (the first N, under every validation recipe) whose widest clipped ranges are fixed
     # before training (dequant.int8.calibrate); 0: the ranges follow a moving average of the batches' instead.
     int8_calibration: int = 0
+    # Calibrate on the --data folders of these names only (e.g. the photographs'); empty: on every folder. Ranges
+    # wide enough for screenshots left photographs 0.07 dB under float; calibrated on photos alone, before any
+    # training, 0.04 (docs/int8.md).
+    int8_calibration_folders: tuple = ()
     # Peak learning rate of the calibrated ranges' ends, trained with the weights (dequant.int8.learn_ranges); 0: fixed.
     int8_range_lr: float = 0.0
     # Weight of the MSE against the float `init` network's output (its teacher): an int8 twin learns to compute
@@ -305,11 +309,13 @@ CALIBRATION_SIDE = 512  # larger pictures are calibrated on their central square
 
 def calibration_pairs(folders, cfg: TrainConfig):
     """What int8 ranges are calibrated on (dequant.int8.calibrate): the first int8_calibration pictures of each
-    distinct --data folder, under every val recipe, yielded one at a time. Whole 2K photos and screenshots
+    distinct --data folder (of those named in int8_calibration_folders, if any), under every val recipe,
+    yielded one at a time. Whole 2K photos and screenshots
     under every recipe, held at once, filled 19 GB; a 512 x 512 centre still holds the outliers that
     128-pixel training crops miss."""
     recipes = degradations.validation_recipes(cfg.val_qualities, real_world=cfg.degradation.real_world)
-    for folder in dict.fromkeys(folders):  # a folder named twice (weighted) is calibrated on once
+    names = cfg.int8_calibration_folders
+    for folder in dict.fromkeys(f for f in folders if not names or Path(f).resolve().name in names):  # once each
         for file in data.find_images([folder])[: cfg.int8_calibration]:
             yield from recipe_pairs(data.central(data.load_rgb([file])[0], CALIBRATION_SIDE), recipes)
 
