@@ -254,10 +254,15 @@ def float_init(cfg: TrainConfig, device) -> torch.nn.Module:
     return teacher.eval().requires_grad_(False)
 
 
+def folders_named(data_dirs, names) -> list[Path]:
+    """The --data folders (resolved) whose name is in `names`; every one when `names` is empty."""
+    return [Path(d).resolve() for d in data_dirs if not names or Path(d).resolve().name in names]
+
+
 def taught_pictures(files, data_dirs, names) -> list[bool]:
     """For each training file, whether its crops learn from the teacher: it lies under one of the --data
     folders whose name is in `names` (every file when `names` is empty)."""
-    folders = [Path(d).resolve() for d in data_dirs if not names or Path(d).resolve().name in names]
+    folders = folders_named(data_dirs, names)
     return [any(path.is_relative_to(folder) for folder in folders) for path in map(Path.resolve, map(Path, files))]
 
 
@@ -310,12 +315,10 @@ CALIBRATION_SIDE = 512  # larger pictures are calibrated on their central square
 def calibration_pairs(folders, cfg: TrainConfig):
     """What int8 ranges are calibrated on (dequant.int8.calibrate): the first int8_calibration pictures of each
     distinct --data folder (of those named in int8_calibration_folders, if any), under every val recipe,
-    yielded one at a time. Whole 2K photos and screenshots
-    under every recipe, held at once, filled 19 GB; a 512 x 512 centre still holds the outliers that
-    128-pixel training crops miss."""
+    yielded one at a time. Whole 2K photos and screenshots under every recipe, held at once, filled 19 GB;
+    a 512 x 512 centre still holds the outliers that 128-pixel training crops miss."""
     recipes = degradations.validation_recipes(cfg.val_qualities, real_world=cfg.degradation.real_world)
-    names = cfg.int8_calibration_folders
-    for folder in dict.fromkeys(f for f in folders if not names or Path(f).resolve().name in names):  # once each
+    for folder in dict.fromkeys(folders_named(folders, cfg.int8_calibration_folders)):  # a folder named twice: once
         for file in data.find_images([folder])[: cfg.int8_calibration]:
             yield from recipe_pairs(data.central(data.load_rgb([file])[0], CALIBRATION_SIDE), recipes)
 
@@ -430,7 +433,8 @@ def train(cfg: TrainConfig, data_dirs, val_dirs, run_dir: Path, resume: bool, co
             int8.calibrate(generator, ((p.compressed.to(device), p.condition(generator, device))
                                        for p in calibration_pairs(data_dirs, cfg)))
     ends = int8.learn_ranges(generator) if cfg.int8 and cfg.int8_range_lr else []
-    layers = [p for p in generator.parameters() if all(p is not end for end in ends)]
+    learned_ends = {id(end) for end in ends}
+    layers = [p for p in generator.parameters() if id(p) not in learned_ends]
     g_opt = torch.optim.Adam([{"params": layers, "peak": cfg.lr}]
                              + ([{"params": ends, "peak": cfg.int8_range_lr}] if ends else []), lr=cfg.lr, betas=cfg.betas)
     use_gan = cfg.adversarial > 0
